@@ -1,0 +1,235 @@
+/**
+ * Settings of the sidecar: each one a flag and an environment variable (the three names of the
+ * Go kubernetes-pod-discovery kept as they were), validated at start. A bad value is reported as
+ * one {@linkcode ConfigError} line that names the setting and how to fix it.
+ *
+ * @module
+ */
+import { LOG_LEVELS, type LogLevel } from "./log.ts";
+
+/** Where the pod's service account is mounted by the kubelet. */
+export const DEFAULT_SERVICE_ACCOUNT_DIR = "/var/run/secrets/kubernetes.io/serviceaccount";
+
+/** The validated settings. */
+export interface Config {
+  /** Services to watch, each with its namespace resolved. */
+  services: { namespace: string; name: string }[];
+  /** Namespace of services given without one; undefined means the pod's or context's own. */
+  namespace?: string;
+  listenAddress: string;
+  listenPort: number;
+  /** Explicit kubeconfig path (flag or KUBECONFIG); undefined means in-cluster if possible. */
+  kubeconfig?: string;
+  /** The kubeconfig context to use; undefined means its current context. */
+  context?: string;
+  serviceAccountDir: string;
+  logLevel: LogLevel;
+  /** Abort a watch that has sent nothing (not even a bookmark) for this long, in ms. */
+  watchIdleTimeoutMs: number;
+}
+
+/** A setting that cannot be used; its message is the one line to print. */
+export class ConfigError extends Error {
+  /** Creates the error with its one-line message. */
+  constructor(message: string) {
+    super(message);
+    this.name = "ConfigError";
+  }
+}
+
+interface Setting {
+  flag: string;
+  env: string[];
+  help: string;
+  default?: string;
+}
+
+const ENV = "KUBERNETES_POD_DISCOVERY_";
+
+/** Every setting: its flag, its environment variables (first wins), what it is, its default. */
+export const SETTINGS: Record<string, Setting> = {
+  service: {
+    flag: "service-name",
+    env: [ENV + "SERVICE_NAME"],
+    help: "Service(s) to watch: name or namespace/name, comma-separated",
+  },
+  namespace: {
+    flag: "namespace",
+    env: [ENV + "NAMESPACE"],
+    help: "namespace of services named without one (default: the pod's own namespace)",
+  },
+  listenAddress: {
+    flag: "listen-address",
+    env: [ENV + "LISTEN_ADDRESS"],
+    help: "address to serve on; 0.0.0.0 exposes the API outside the pod",
+    default: "127.0.0.1",
+  },
+  listenPort: {
+    flag: "listen-port",
+    env: [ENV + "LISTEN_PORT"],
+    help: "port to serve on",
+    default: "8080",
+  },
+  kubeconfig: {
+    flag: "kubeconfig",
+    env: ["KUBECONFIG"],
+    help: "kubeconfig to use instead of the in-cluster service account",
+  },
+  context: {
+    flag: "context",
+    env: [ENV + "CONTEXT"],
+    help: "kubeconfig context (default: its current context)",
+  },
+  serviceAccountDir: {
+    flag: "service-account-dir",
+    env: [ENV + "SERVICE_ACCOUNT_DIR"],
+    help: "directory of the mounted service-account token, ca.crt and namespace",
+    default: DEFAULT_SERVICE_ACCOUNT_DIR,
+  },
+  logLevel: {
+    flag: "log-level",
+    env: [ENV + "LOG_LEVEL"],
+    help: "debug, info, warn or error",
+    default: "info",
+  },
+  watchIdleTimeout: {
+    flag: "watch-idle-timeout",
+    env: [ENV + "WATCH_IDLE_TIMEOUT"],
+    help: "restart a watch silent this long (s); the API server sends a bookmark every 60s",
+    default: "90",
+  },
+};
+
+/** The `--help` text: every setting with its flag, variable and default. */
+export function helpText(): string {
+  const lines = [
+    "kubernetes-pod-discovery: serves the endpoints of Kubernetes Services on localhost.",
+    "",
+    "Settings (flag, then environment variable; the flag wins):",
+  ];
+  for (const s of Object.values(SETTINGS)) {
+    const def = s.default === undefined ? "" : ` (default ${s.default})`;
+    lines.push(`  --${s.flag}, ${s.env.join(", ")}`, `      ${s.help}${def}`);
+  }
+  lines.push("  --help", "      print this text and exit");
+  return lines.join("\n");
+}
+
+function parseFlags(args: string[]): Map<string, string> {
+  const byFlag = new Map(Object.values(SETTINGS).map((s) => [s.flag, s]));
+  const out = new Map<string, string>();
+  for (let i = 0; i < args.length; i++) {
+    const arg = args[i]!;
+    const m = /^--([a-z-]+)(?:=(.*))?$/s.exec(arg);
+    if (!m || !byFlag.has(m[1]!)) {
+      throw new ConfigError(`Unknown argument ${JSON.stringify(arg)}: see --help for the settings`);
+    }
+    let value = m[2];
+    if (value === undefined) {
+      value = args[++i];
+      if (value === undefined) throw new ConfigError(`--${m[1]} needs a value: --${m[1]}=VALUE`);
+    }
+    out.set(m[1]!, value);
+  }
+  return out;
+}
+
+/** Options for {@linkcode loadConfig}. */
+export interface LoadConfigOptions {
+  /** Environment lookup. Default: `Deno.env.get`. */
+  env?: (name: string) => string | undefined;
+}
+
+/** Parses and validates flags and environment into a {@linkcode Config}; throws ConfigError. */
+export function loadConfig(args: string[], options: LoadConfigOptions = {}): Config {
+  const env = options.env ?? ((n: string) => Deno.env.get(n));
+  const flags = parseFlags(args);
+  const raw = (key: string): { value?: string; source: string } => {
+    const s = SETTINGS[key]!;
+    if (flags.has(s.flag)) return { value: flags.get(s.flag), source: `--${s.flag}` };
+    for (const name of s.env) {
+      const v = env(name);
+      if (v !== undefined) return { value: v, source: name };
+    }
+    return { value: s.default, source: `--${s.flag}` };
+  };
+  const namespace = raw("namespace").value?.trim() || undefined;
+  if (namespace !== undefined) checkDnsLabel(namespace, raw("namespace").source);
+  const listenPort = parsePort(raw("listenPort"));
+  const listenAddress = raw("listenAddress").value?.trim() || "127.0.0.1";
+  const level = raw("logLevel");
+  if (!LOG_LEVELS.includes(level.value as LogLevel)) {
+    throw new ConfigError(
+      `Cannot parse ${level.source}: ${JSON.stringify(level.value)} is not one of ${
+        LOG_LEVELS.join(", ")
+      }`,
+    );
+  }
+  const idle = raw("watchIdleTimeout");
+  const idleS = Number(idle.value);
+  if (!Number.isFinite(idleS) || idleS < 1 || idleS > 3600) {
+    throw new ConfigError(
+      `Cannot parse ${idle.source}: ${
+        JSON.stringify(idle.value)
+      } is not a number of seconds from 1 to 3600`,
+    );
+  }
+  return {
+    services: parseServices(raw("service"), namespace),
+    namespace,
+    listenAddress,
+    listenPort,
+    kubeconfig: raw("kubeconfig").value?.trim() || undefined,
+    context: raw("context").value?.trim() || undefined,
+    serviceAccountDir: raw("serviceAccountDir").value || DEFAULT_SERVICE_ACCOUNT_DIR,
+    logLevel: level.value as LogLevel,
+    watchIdleTimeoutMs: idleS * 1000,
+  };
+}
+
+function parsePort(r: { value?: string; source: string }): number {
+  const v = (r.value ?? "").trim();
+  const n = Number(v);
+  if (!/^\d+$/.test(v) || n < 1 || n > 65535) {
+    throw new ConfigError(
+      `Cannot parse ${r.source}: ${JSON.stringify(r.value)} is not a port number from 1 to 65535`,
+    );
+  }
+  return n;
+}
+
+/** Services keep an empty namespace ("") until the pod's own namespace is known. */
+function parseServices(
+  r: { value?: string; source: string },
+  namespace: string | undefined,
+): { namespace: string; name: string }[] {
+  const items = (r.value ?? "").split(",").map((s) => s.trim()).filter((s) => s !== "");
+  if (items.length === 0) {
+    throw new ConfigError(
+      `${r.source} is empty: set it to the name of the Service to watch, e.g. ${r.source}=web`,
+    );
+  }
+  return items.map((item) => {
+    const parts = item.split("/");
+    if (parts.length > 2) {
+      throw new ConfigError(
+        `Cannot parse ${r.source}: ${JSON.stringify(item)} is not "name" or "namespace/name"`,
+      );
+    }
+    const name = parts.pop()!;
+    const ns = parts.pop() ?? namespace ?? "";
+    checkDnsLabel(name, r.source);
+    if (ns !== "") checkDnsLabel(ns, r.source);
+    return { namespace: ns, name };
+  });
+}
+
+function checkDnsLabel(value: string, source: string): void {
+  if (!/^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/.test(value)) {
+    throw new ConfigError(
+      `Cannot parse ${source}: ${
+        JSON.stringify(value)
+      } is not a valid name (lowercase letters, digits and '-', at most 63)`,
+    );
+  }
+}

@@ -1,0 +1,160 @@
+/**
+ * Pure functions over EndpointSlices: merge the slices of one Service into a single,
+ * de-duplicated list of endpoints with their ports resolved per slice, and render that list in
+ * the v1 Endpoints shape that the Go kubernetes-pod-discovery served.
+ *
+ * @module
+ */
+import type {
+  V1Endpoint,
+  V1EndpointHints,
+  V1EndpointSlice,
+  V1ObjectReference,
+} from "@kubernetes/client-node";
+
+/** One port of an endpoint, as its slice declares it. */
+export interface PortView {
+  name: string;
+  port: number;
+  protocol: string;
+  appProtocol?: string;
+}
+
+/** One endpoint of a Service, merged across its slices. */
+export interface EndpointView {
+  addresses: string[];
+  addressType: string;
+  ready: boolean;
+  serving: boolean;
+  terminating: boolean;
+  nodeName?: string;
+  zone?: string;
+  hostname?: string;
+  targetRef?: V1ObjectReference;
+  hints?: V1EndpointHints;
+  ports: PortView[];
+}
+
+function portsOf(slice: V1EndpointSlice): PortView[] {
+  const ports: PortView[] = [];
+  for (const p of slice.ports ?? []) {
+    // A port without a number means "all ports"; it has no ip:port to serve.
+    if (typeof p.port !== "number") continue;
+    const view: PortView = { name: p.name ?? "", port: p.port, protocol: p.protocol ?? "TCP" };
+    if (p.appProtocol) view.appProtocol = p.appProtocol;
+    ports.push(view);
+  }
+  return ports.sort((a, b) => a.name.localeCompare(b.name) || a.port - b.port);
+}
+
+function viewOf(e: V1Endpoint, slice: V1EndpointSlice, ports: PortView[]): EndpointView {
+  // API contract: a nil ready means ready, a nil serving means the same as ready.
+  const ready = e.conditions?.ready ?? true;
+  const view: EndpointView = {
+    addresses: [...e.addresses],
+    addressType: slice.addressType,
+    ready,
+    serving: e.conditions?.serving ?? ready,
+    terminating: e.conditions?.terminating ?? false,
+    ports,
+  };
+  if (e.nodeName) view.nodeName = e.nodeName;
+  if (e.zone) view.zone = e.zone;
+  if (e.hostname) view.hostname = e.hostname;
+  if (e.targetRef) view.targetRef = e.targetRef;
+  if (e.hints) view.hints = e.hints;
+  return view;
+}
+
+function rank(e: EndpointView): number {
+  return e.ready ? 2 : e.serving ? 1 : 0;
+}
+
+/**
+ * Merges the slices of one Service. An endpoint listed in two slices (as happens while the
+ * controller moves it) appears once, with the better condition (ready, then serving). The
+ * result is sorted by address, then ports, so equal input gives equal output.
+ */
+export function mergeSlices(slices: Iterable<V1EndpointSlice>): EndpointView[] {
+  const byKey = new Map<string, EndpointView>();
+  const sorted = [...slices].sort((a, b) =>
+    (a.metadata?.name ?? "").localeCompare(b.metadata?.name ?? "")
+  );
+  for (const slice of sorted) {
+    if (slice.addressType !== "IPv4" && slice.addressType !== "IPv6") continue;
+    const ports = portsOf(slice);
+    const portsKey = JSON.stringify(ports);
+    for (const e of slice.endpoints ?? []) {
+      if (!e.addresses?.length) continue;
+      const key = `${slice.addressType}|${e.addresses.join(",")}|${portsKey}`;
+      const view = viewOf(e, slice, ports);
+      const seen = byKey.get(key);
+      if (!seen || rank(view) > rank(seen)) byKey.set(key, view);
+    }
+  }
+  return [...byKey.entries()].sort(([a], [b]) => compareKeys(a, b)).map(([, v]) => v);
+}
+
+function compareKeys(a: string, b: string): number {
+  return a < b ? -1 : a > b ? 1 : 0;
+}
+
+/** A v1 EndpointAddress. */
+interface V1Address {
+  ip: string;
+  hostname?: string;
+  nodeName?: string;
+  targetRef?: V1ObjectReference;
+}
+
+/** The v1 Endpoints object (the seed's JSON shape). */
+export interface V1EndpointsShape {
+  kind: "Endpoints";
+  apiVersion: "v1";
+  metadata: { name: string; namespace: string; resourceVersion: string };
+  subsets: {
+    addresses?: V1Address[];
+    notReadyAddresses?: V1Address[];
+    ports?: PortView[];
+  }[];
+}
+
+/**
+ * Renders merged endpoints as a v1 Endpoints object: ready endpoints in `addresses`, the others
+ * (not ready, terminating) in `notReadyAddresses`, one subset per distinct port set. Like the
+ * v1 Endpoints controller it shows one address family: IPv4 when the Service has any, else IPv6.
+ */
+export function renderV1Endpoints(
+  meta: { name: string; namespace: string; resourceVersion: string },
+  endpoints: EndpointView[],
+): V1EndpointsShape {
+  const family = endpoints.some((e) => e.addressType === "IPv4") ? "IPv4" : "IPv6";
+  const subsets = new Map<string, V1EndpointsShape["subsets"][number]>();
+  for (const e of endpoints) {
+    if (e.addressType !== family) continue;
+    const key = JSON.stringify(e.ports);
+    let subset = subsets.get(key);
+    if (!subset) {
+      subset = {};
+      if (e.ports.length) subset.ports = e.ports;
+      subsets.set(key, subset);
+    }
+    const list = e.ready ? (subset.addresses ??= []) : (subset.notReadyAddresses ??= []);
+    for (const ip of e.addresses) {
+      const a: V1Address = { ip };
+      if (e.hostname) a.hostname = e.hostname;
+      if (e.nodeName) a.nodeName = e.nodeName;
+      if (e.targetRef) a.targetRef = e.targetRef;
+      list.push(a);
+    }
+  }
+  const ordered = [...subsets.entries()].sort(([a], [b]) => compareKeys(a, b)).map(([, s]) => {
+    // Field order as Go's encoder writes a v1.EndpointSubset.
+    const out: V1EndpointsShape["subsets"][number] = {};
+    if (s.addresses) out.addresses = s.addresses;
+    if (s.notReadyAddresses) out.notReadyAddresses = s.notReadyAddresses;
+    if (s.ports) out.ports = s.ports;
+    return out;
+  });
+  return { kind: "Endpoints", apiVersion: "v1", metadata: { ...meta }, subsets: ordered };
+}

@@ -1,0 +1,199 @@
+/**
+ * The connection to the Kubernetes API server: where it is, how to trust it and how to
+ * authenticate. In a cluster: the pod's mounted service account, whose token is re-read at
+ * least once a minute and at once after a 401 (bound tokens expire and the kubelet rewrites the
+ * file). Out of a cluster: the current kubeconfig context, loaded with
+ * `@kubernetes/client-node`'s KubeConfig through a dynamic import taken only in that mode,
+ * since importing the package costs ~90 MB of memory that an in-cluster sidecar must not pay.
+ * Requests themselves use Deno's own `fetch` with a `Deno.HttpClient`.
+ *
+ * @module
+ */
+import { ConfigError } from "./config.ts";
+
+/** Re-read the service-account token this often even without a 401; the kubelet refreshes it
+ * well before expiry, and client-go re-reads it every minute. */
+export const TOKEN_RELOAD_INTERVAL_MS = 60_000;
+
+/** A connection to the API server. */
+export interface KubeConnection {
+  /** Base URL, e.g. https://10.96.0.1:443. */
+  server: string;
+  /** How the connection was configured: "in-cluster" or "kubeconfig". */
+  mode: "in-cluster" | "kubeconfig";
+  /** Default namespace: the pod's own, or the kubeconfig context's. */
+  namespace?: string;
+  /** `fetch` with the connection's TLS and credentials applied. */
+  fetch(path: string, init?: RequestInit): Promise<Response>;
+  /** Tells the connection the server answered 401, so credentials are re-read before reuse. */
+  unauthorized(): void;
+  /** Releases the HTTP client. */
+  close(): void;
+}
+
+/** Options for {@linkcode connect}. */
+export interface ConnectOptions {
+  /** Explicit kubeconfig path; when unset, in-cluster is used if the environment offers it. */
+  kubeconfig?: string;
+  /** kubeconfig context; default its current context. */
+  context?: string;
+  /** Where the service account is mounted. */
+  serviceAccountDir: string;
+  /** Environment lookup. Default: `Deno.env.get`. */
+  env?: (name: string) => string | undefined;
+  /** Called when the token file is read again. */
+  onTokenReload?: () => void;
+}
+
+/** Opens a connection: kubeconfig if one is given, else in-cluster, else the default
+ * kubeconfig (~/.kube/config), else a ConfigError saying neither was found. */
+export async function connect(options: ConnectOptions): Promise<KubeConnection> {
+  const env = options.env ?? ((n: string) => Deno.env.get(n));
+  if (options.kubeconfig) return await fromKubeconfig(options.kubeconfig, options.context);
+  const host = env("KUBERNETES_SERVICE_HOST");
+  if (host) return inCluster(host, env("KUBERNETES_SERVICE_PORT") ?? "443", options);
+  const home = env("HOME");
+  const fallback = home ? `${home}/.kube/config` : undefined;
+  if (fallback && exists(fallback)) return await fromKubeconfig(fallback, options.context);
+  throw new ConfigError(
+    "Neither a cluster nor a kubeconfig found: run in a pod (KUBERNETES_SERVICE_HOST is set " +
+      "there), or set --kubeconfig / KUBECONFIG to a kubeconfig file",
+  );
+}
+
+function exists(path: string): boolean {
+  try {
+    Deno.statSync(path);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+function readText(path: string, setting: string): string {
+  try {
+    return Deno.readTextFileSync(path);
+  } catch (e) {
+    throw new ConfigError(
+      `Cannot read ${path} (${setting}): ${(e as Error).message}; ` +
+        `mount the service account or point ${setting} at the right directory`,
+    );
+  }
+}
+
+function inCluster(host: string, port: string, options: ConnectOptions): KubeConnection {
+  const dir = options.serviceAccountDir;
+  const setting = "--service-account-dir";
+  const ca = readText(`${dir}/ca.crt`, setting);
+  let token = readText(`${dir}/token`, setting).trim();
+  let readAt = Date.now();
+  let namespace: string | undefined;
+  try {
+    namespace = Deno.readTextFileSync(`${dir}/namespace`).trim() || undefined;
+  } catch {
+    namespace = undefined;
+  }
+  const client = Deno.createHttpClient({ caCerts: [ca] });
+  const h = host.includes(":") ? `[${host}]` : host;
+  const currentToken = (): string => {
+    if (Date.now() - readAt >= TOKEN_RELOAD_INTERVAL_MS) {
+      try {
+        const next = Deno.readTextFileSync(`${dir}/token`).trim();
+        if (next !== token) options.onTokenReload?.();
+        token = next;
+      } catch {
+        // Keep the old token; the kubelet may be mid-rewrite. The next request tries again.
+      }
+      readAt = Date.now();
+    }
+    return token;
+  };
+  return {
+    server: `https://${h}:${port}`,
+    mode: "in-cluster",
+    namespace,
+    fetch(path, init = {}) {
+      const headers = new Headers(init.headers);
+      headers.set("Authorization", `Bearer ${currentToken()}`);
+      return fetch(`https://${h}:${port}${path}`, { ...init, headers, client });
+    },
+    unauthorized() {
+      readAt = 0;
+    },
+    close() {
+      client.close();
+    },
+  };
+}
+
+interface HttpsOptions {
+  ca?: Uint8Array;
+  cert?: Uint8Array;
+  key?: Uint8Array;
+  headers?: Record<string, string>;
+  rejectUnauthorized?: boolean;
+}
+
+async function fromKubeconfig(path: string, context?: string): Promise<KubeConnection> {
+  const text = readKubeconfig(path);
+  // Imported only here: the package costs ~90 MB of memory that in-cluster mode never pays.
+  const { KubeConfig } = await import("@kubernetes/client-node");
+  const kc = new KubeConfig();
+  try {
+    kc.loadFromString(text);
+    kc.makePathsAbsolute(path.replace(/\/[^/]*$/, "") || "/");
+    if (context) kc.setCurrentContext(context);
+  } catch (e) {
+    throw new ConfigError(`Cannot load kubeconfig ${path}: ${(e as Error).message}`);
+  }
+  const cluster = kc.getCurrentCluster();
+  if (!cluster) {
+    throw new ConfigError(
+      `Kubeconfig ${path} has no cluster for context ${
+        JSON.stringify(kc.getCurrentContext())
+      }: set current-context or --context`,
+    );
+  }
+  const tls: HttpsOptions = {};
+  try {
+    await kc.applyToHTTPSOptions(tls as never);
+  } catch (e) {
+    throw new ConfigError(`Cannot use kubeconfig ${path}: ${(e as Error).message}`);
+  }
+  const decoder = new TextDecoder();
+  const client = Deno.createHttpClient({
+    caCerts: tls.ca ? [decoder.decode(tls.ca)] : undefined,
+    cert: tls.cert ? decoder.decode(tls.cert) : undefined,
+    key: tls.key ? decoder.decode(tls.key) : undefined,
+  });
+  const server = cluster.server.replace(/\/$/, "");
+  const ctx = kc.getContextObject(kc.getCurrentContext());
+  return {
+    server,
+    mode: "kubeconfig",
+    namespace: ctx?.namespace,
+    async fetch(p, init = {}) {
+      // Re-applied per request: exec plugins and token files hand out short-lived tokens, and
+      // client-node caches them until they expire.
+      const opts: HttpsOptions = {};
+      await kc.applyToHTTPSOptions(opts as never);
+      const headers = new Headers(init.headers);
+      for (const [k, v] of Object.entries(opts.headers ?? {})) headers.set(k, String(v));
+      return await fetch(`${server}${p}`, { ...init, headers, client });
+    },
+    unauthorized() {},
+    close() {
+      client.close();
+    },
+  };
+}
+
+function readKubeconfig(path: string): string {
+  try {
+    return Deno.readTextFileSync(path);
+  } catch (e) {
+    throw new ConfigError(
+      `Cannot read kubeconfig ${path} (--kubeconfig / KUBECONFIG): ${(e as Error).message}`,
+    );
+  }
+}

@@ -1,0 +1,50 @@
+/**
+ * kubernetes-pod-discovery: watches the EndpointSlices of Kubernetes Services and serves their
+ * endpoints over HTTP on localhost. Wiring only: parse settings, start, handle signals.
+ *
+ * @module
+ */
+import { ConfigError, helpText, loadConfig } from "./lib/config.ts";
+import { createLogger } from "./lib/log.ts";
+import { startSidecar } from "./lib/sidecar.ts";
+
+/** How long a graceful stop may take before the process exits anyway. */
+const SHUTDOWN_GRACE_MS = 5_000;
+
+async function main(): Promise<number> {
+  if (Deno.args.includes("--help") || Deno.args.includes("-h")) {
+    console.log(helpText());
+    return 0;
+  }
+  const controller = new AbortController();
+  let signals = 0;
+  const onSignal = () => {
+    // First signal: stop gracefully. Second: exit at once.
+    if (++signals > 1) Deno.exit(1);
+    controller.abort();
+    setTimeout(() => Deno.exit(1), SHUTDOWN_GRACE_MS);
+  };
+  // Always installed: Deno as PID 1 without a SIGTERM listener does not stop cleanly.
+  Deno.addSignalListener("SIGTERM", onSignal);
+  Deno.addSignalListener("SIGINT", onSignal);
+  try {
+    const config = loadConfig(Deno.args);
+    const log = createLogger(config.logLevel);
+    const sidecar = await startSidecar(config, { log, signal: controller.signal });
+    await sidecar.finished;
+    log.log("info", "stopped", {});
+    return 0;
+  } catch (e) {
+    if (e instanceof ConfigError) {
+      console.error(`kubernetes-pod-discovery: ${e.message}`);
+      return 2;
+    }
+    if (e instanceof Deno.errors.AddrInUse || e instanceof Deno.errors.PermissionDenied) {
+      console.error(`kubernetes-pod-discovery: cannot listen: ${(e as Error).message}`);
+      return 1;
+    }
+    throw e;
+  }
+}
+
+Deno.exit(await main());
