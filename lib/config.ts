@@ -67,7 +67,7 @@ export const SETTINGS: Record<string, Setting> = {
   listenPort: {
     flag: "listen-port",
     env: [ENV + "LISTEN_PORT"],
-    help: "port to serve on",
+    help: "port to serve on (0: any free port, printed in the started log line)",
     default: "8080",
   },
   kubeconfig: {
@@ -190,9 +190,11 @@ export function loadConfig(args: string[], options: LoadConfigOptions = {}): Con
 function parsePort(r: { value?: string; source: string }): number {
   const v = (r.value ?? "").trim();
   const n = Number(v);
-  if (!/^\d+$/.test(v) || n < 1 || n > 65535) {
+  if (!/^\d+$/.test(v) || n > 65535) {
     throw new ConfigError(
-      `Cannot parse ${r.source}: ${JSON.stringify(r.value)} is not a port number from 1 to 65535`,
+      `Cannot parse ${r.source}: ${
+        JSON.stringify(r.value)
+      } is not a port number from 1 to 65535 (0: any free port)`,
     );
   }
   return n;

@@ -1,0 +1,90 @@
+import assert from "node:assert/strict";
+import { ConfigError, helpText, loadConfig, SETTINGS } from "../../lib/config.ts";
+
+function load(args: string[], env: Record<string, string> = {}) {
+  return loadConfig(args, { env: (n) => env[n] });
+}
+const SEED = { KUBERNETES_POD_DISCOVERY_SERVICE_NAME: "web" };
+
+Deno.test("the seed's three env vars configure the service, namespace and port", () => {
+  const c = load([], {
+    ...SEED,
+    KUBERNETES_POD_DISCOVERY_NAMESPACE: "shop",
+    KUBERNETES_POD_DISCOVERY_LISTEN_PORT: "9000",
+  });
+  assert.deepEqual(c.services, [{ namespace: "shop", name: "web" }]);
+  assert.equal(c.listenPort, 9000);
+});
+
+Deno.test("defaults: port 8080 on 127.0.0.1, namespace left to the pod's own", () => {
+  const c = load([], SEED);
+  assert.equal(c.listenPort, 8080);
+  assert.equal(c.listenAddress, "127.0.0.1");
+  assert.deepEqual(c.services, [{ namespace: "", name: "web" }]);
+  assert.equal(c.logLevel, "info");
+});
+
+Deno.test("a flag wins over its env var, in both --flag=v and --flag v forms", () => {
+  const c = load(["--listen-port=7000", "--service-name", "api"], SEED);
+  assert.equal(c.listenPort, 7000);
+  assert.deepEqual(c.services, [{ namespace: "", name: "api" }]);
+});
+
+Deno.test("several services, with and without a namespace, in one setting", () => {
+  const c = load(["--service-name=web, other/db", "--namespace=shop"]);
+  assert.deepEqual(c.services, [
+    { namespace: "shop", name: "web" },
+    { namespace: "other", name: "db" },
+  ]);
+});
+
+for (
+  const [what, args, env, pattern] of [
+    [
+      "port abc",
+      [],
+      { ...SEED, KUBERNETES_POD_DISCOVERY_LISTEN_PORT: "abc" },
+      /LISTEN_PORT.*"abc" is not a port number/,
+    ],
+    [
+      "port 70000",
+      ["--listen-port=70000"],
+      SEED,
+      /--listen-port.*"70000" is not a port number from 1 to 65535/,
+    ],
+    [
+      "an empty service name",
+      [],
+      { KUBERNETES_POD_DISCOVERY_SERVICE_NAME: " " },
+      /SERVICE_NAME is empty: set it/,
+    ],
+    ["no service name", [], {}, /--service-name is empty/],
+    ["an invalid service name", ["--service-name=Web_1"], {}, /"Web_1" is not a valid name/],
+    ["an unknown flag", ["--port=1"], SEED, /Unknown argument "--port=1": see --help/],
+    ["a flag without value", ["--namespace"], SEED, /--namespace needs a value/],
+    [
+      "an unknown log level",
+      ["--log-level=loud"],
+      SEED,
+      /--log-level.*"loud" is not one of debug, info, warn, error/,
+    ],
+  ] as const
+) {
+  Deno.test(`${what} is rejected with one line naming the setting`, () => {
+    assert.throws(() => load([...args], { ...env }), (e: unknown) => {
+      assert.ok(e instanceof ConfigError);
+      assert.match(e.message, pattern);
+      assert.ok(!e.message.includes("\n"));
+      return true;
+    });
+  });
+}
+
+Deno.test("--help lists every setting with its env var and default", () => {
+  const help = helpText();
+  for (const s of Object.values(SETTINGS)) {
+    assert.ok(help.includes(`--${s.flag}`), s.flag);
+    for (const e of s.env) assert.ok(help.includes(e), e);
+    if (s.default) assert.ok(help.includes(`(default ${s.default})`), s.flag);
+  }
+});

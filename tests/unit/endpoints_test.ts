@@ -1,0 +1,108 @@
+import assert from "node:assert/strict";
+import type { V1EndpointSlice } from "@kubernetes/client-node";
+import { mergeSlices, renderV1Endpoints } from "../../lib/endpoints.ts";
+
+function slice(
+  name: string,
+  endpoints: { ip: string; ready?: boolean; serving?: boolean; terminating?: boolean }[],
+  options: { port?: number; portName?: string; addressType?: string } = {},
+): V1EndpointSlice {
+  return {
+    addressType: options.addressType ?? "IPv4",
+    metadata: { name, labels: { "kubernetes.io/service-name": "web" } },
+    ports: [{ name: options.portName ?? "http", port: options.port ?? 8080, protocol: "TCP" }],
+    endpoints: endpoints.map((e) => ({
+      addresses: [e.ip],
+      nodeName: "node-a",
+      conditions: { ready: e.ready, serving: e.serving, terminating: e.terminating },
+    })),
+  };
+}
+
+Deno.test("an endpoint listed in two slices during a move appears once, with its ready state", () => {
+  const merged = mergeSlices([
+    slice("web-a", [{ ip: "10.0.0.1", ready: false }, { ip: "10.0.0.2" }]),
+    slice("web-b", [{ ip: "10.0.0.1", ready: true }]),
+  ]);
+  assert.deepEqual(merged.map((e) => [e.addresses[0], e.ready]), [
+    ["10.0.0.1", true],
+    ["10.0.0.2", true],
+  ]);
+});
+
+Deno.test("ports are resolved per slice, so one address may serve two port sets", () => {
+  const merged = mergeSlices([
+    slice("a", [{ ip: "10.0.0.1" }], { port: 8080 }),
+    slice("b", [{ ip: "10.0.0.1" }], { port: 9090, portName: "metrics" }),
+  ]);
+  assert.equal(merged.length, 2);
+  assert.deepEqual(merged.map((e) => e.ports[0]!.port).sort(), [8080, 9090]);
+});
+
+Deno.test("a nil ready condition means ready, and a nil serving means the same as ready", () => {
+  const [e] = mergeSlices([slice("a", [{ ip: "10.0.0.1" }])]);
+  assert.equal(e!.ready, true);
+  assert.equal(e!.serving, true);
+  assert.equal(e!.terminating, false);
+});
+
+Deno.test("merging is independent of slice order", () => {
+  const a = slice("a", [{ ip: "10.0.0.3" }, { ip: "10.0.0.1" }]);
+  const b = slice("b", [{ ip: "10.0.0.2", ready: false }]);
+  assert.deepEqual(mergeSlices([a, b]), mergeSlices([b, a]));
+});
+
+Deno.test("FQDN slices and endpoints without addresses are left out", () => {
+  const merged = mergeSlices([
+    slice("f", [{ ip: "example.com" }], { addressType: "FQDN" }),
+    { ...slice("e", []), endpoints: [{ addresses: [] }] },
+  ]);
+  assert.deepEqual(merged, []);
+});
+
+Deno.test("the v1 shape puts ready endpoints in addresses and the rest in notReadyAddresses", () => {
+  const merged = mergeSlices([
+    slice("a", [
+      { ip: "10.0.0.1" },
+      { ip: "10.0.0.2", ready: false },
+      { ip: "10.0.0.3", ready: false, serving: true, terminating: true },
+    ]),
+  ]);
+  const v1 = renderV1Endpoints({ name: "web", namespace: "ns", resourceVersion: "7" }, merged);
+  assert.equal(v1.kind, "Endpoints");
+  assert.deepEqual(v1.metadata, { name: "web", namespace: "ns", resourceVersion: "7" });
+  assert.equal(v1.subsets.length, 1);
+  const [s] = v1.subsets;
+  assert.deepEqual(s!.addresses!.map((a) => a.ip), ["10.0.0.1"]);
+  assert.deepEqual(s!.notReadyAddresses!.map((a) => a.ip), ["10.0.0.2", "10.0.0.3"]);
+  assert.deepEqual(s!.ports, [{ name: "http", port: 8080, protocol: "TCP" }]);
+  assert.equal(s!.addresses![0]!.nodeName, "node-a");
+});
+
+Deno.test("the v1 shape groups endpoints into one subset per port set", () => {
+  const merged = mergeSlices([
+    slice("a", [{ ip: "10.0.0.1" }], { port: 8080 }),
+    slice("b", [{ ip: "10.0.0.2" }], { port: 9090 }),
+  ]);
+  const v1 = renderV1Endpoints({ name: "web", namespace: "ns", resourceVersion: "1" }, merged);
+  assert.deepEqual(v1.subsets.map((s) => s.ports![0]!.port).sort(), [8080, 9090]);
+});
+
+Deno.test("the v1 shape shows IPv4 for a dual-stack Service, as the Endpoints controller did", () => {
+  const merged = mergeSlices([
+    slice("v4", [{ ip: "10.0.0.1" }]),
+    slice("v6", [{ ip: "fd00::1" }], { addressType: "IPv6" }),
+  ]);
+  const v1 = renderV1Endpoints({ name: "web", namespace: "ns", resourceVersion: "1" }, merged);
+  assert.deepEqual(v1.subsets[0]!.addresses!.map((a) => a.ip), ["10.0.0.1"]);
+  const v6only = renderV1Endpoints(
+    { name: "web", namespace: "ns", resourceVersion: "1" },
+    merged.filter((e) => e.addressType === "IPv6"),
+  );
+  assert.deepEqual(v6only.subsets[0]!.addresses!.map((a) => a.ip), ["fd00::1"]);
+});
+
+Deno.test("a Service with no endpoints renders an empty subsets list", () => {
+  const v1 = renderV1Endpoints({ name: "web", namespace: "ns", resourceVersion: "1" }, []);
+  assert.deepEqual(v1.subsets, []);
+});
