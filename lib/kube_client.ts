@@ -27,6 +27,12 @@ export interface KubeConnection {
   fetch(path: string, init?: RequestInit): Promise<Response>;
   /** Tells the connection the server answered 401, so credentials are re-read before reuse. */
   unauthorized(): void;
+  /**
+   * Drops pooled connections. After a silent or broken stream the HTTP/2 connection it ran on
+   * may be dead without an error (a black hole sends no RST), and the pool would reuse it for
+   * every retry; a fresh client dials anew.
+   */
+  reset(): void;
   /** Releases the HTTP client. */
   close(): void;
 }
@@ -93,7 +99,7 @@ function inCluster(host: string, port: string, options: ConnectOptions): KubeCon
   } catch {
     namespace = undefined;
   }
-  const client = Deno.createHttpClient({ caCerts: [ca] });
+  let client = Deno.createHttpClient({ caCerts: [ca] });
   const h = host.includes(":") ? `[${host}]` : host;
   const currentToken = (): string => {
     if (Date.now() - readAt >= TOKEN_RELOAD_INTERVAL_MS) {
@@ -119,6 +125,10 @@ function inCluster(host: string, port: string, options: ConnectOptions): KubeCon
     },
     unauthorized() {
       readAt = 0;
+    },
+    reset() {
+      client.close();
+      client = Deno.createHttpClient({ caCerts: [ca] });
     },
     close() {
       client.close();
@@ -161,11 +171,12 @@ async function fromKubeconfig(path: string, context?: string): Promise<KubeConne
     throw new ConfigError(`Cannot use kubeconfig ${path}: ${(e as Error).message}`);
   }
   const decoder = new TextDecoder();
-  const client = Deno.createHttpClient({
+  const clientOptions = {
     caCerts: tls.ca ? [decoder.decode(tls.ca)] : undefined,
     cert: tls.cert ? decoder.decode(tls.cert) : undefined,
     key: tls.key ? decoder.decode(tls.key) : undefined,
-  });
+  };
+  let client = Deno.createHttpClient(clientOptions);
   const server = cluster.server.replace(/\/$/, "");
   const ctx = kc.getContextObject(kc.getCurrentContext());
   return {
@@ -182,6 +193,10 @@ async function fromKubeconfig(path: string, context?: string): Promise<KubeConne
       return await fetch(`${server}${p}`, { ...init, headers, client });
     },
     unauthorized() {},
+    reset() {
+      client.close();
+      client = Deno.createHttpClient(clientOptions);
+    },
     close() {
       client.close();
     },

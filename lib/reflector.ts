@@ -134,6 +134,8 @@ export class Reflector {
           continue;
         }
         if (isUnauthorized(e)) this.#o.connection.unauthorized();
+        // Not an answer of the API server: the connection itself failed or went silent.
+        if (!(e instanceof ApiError)) this.#o.connection.reset();
         if (Date.now() - lastFailure > BACKOFF_RESET_MS) backoff = BACKOFF_INITIAL_MS;
         lastFailure = Date.now();
         // Jitter up to the full delay again, as client-go's wait.Jitter(d, 1.0).

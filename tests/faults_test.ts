@@ -1,0 +1,238 @@
+/**
+ * The sidecar under faults, each in its own test against the real control plane: the last good
+ * view is served throughout, and the state that changed meanwhile arrives after recovery.
+ */
+import assert from "node:assert/strict";
+import {
+  compactEtcd,
+  createNamespace,
+  createPods,
+  createProxy,
+  createService,
+  grantRole,
+  kube,
+  kubeOk,
+  mintToken,
+  restartAPIServer,
+  startAPIServer,
+  stopAPIServer,
+  waitFor,
+} from "./support/cluster.ts";
+import { DISCOVERY_RULES, podMount, type SidecarProcess, spawnSidecar } from "./support/sidecar.ts";
+
+const T = { sanitizeOps: false, sanitizeResources: false };
+
+async function readyIPs(sidecar: SidecarProcess): Promise<string[]> {
+  const r = await sidecar.request("/endpoints");
+  assert.equal(r.status, 200, `/endpoints answered ${r.status}: ${r.text}`);
+  return (r.json().subsets ?? []).flatMap((s: { addresses?: { ip: string }[] }) =>
+    (s.addresses ?? []).map((a) => a.ip)
+  ).sort();
+}
+
+/** A namespace with Service "web" of `n` ready Pods, and a sidecar watching it through `server`. */
+async function setup(
+  prefix: string,
+  n: number,
+  options: { server?: string; args?: string[] } = {},
+) {
+  const ns = await createNamespace(prefix);
+  await createService(ns, "web");
+  await createPods(ns, n, { labels: { app: "web" }, nodeName: `${prefix}-node`, prefix: "web" });
+  const mount = await podMount(ns, { server: options.server });
+  const sidecar = await spawnSidecar({
+    env: mount.env,
+    args: ["--service-name=web", "--log-level=debug", ...(options.args ?? [])],
+  });
+  await waitFor(async () => (await readyIPs(sidecar)).length === n);
+  return { ns, mount, sidecar };
+}
+
+/** Adds Pod `web-<index>` and returns its IP. */
+async function addPod(ns: string, index: number, prefix: string): Promise<string> {
+  await createPods(ns, 1, {
+    labels: { app: "web" },
+    nodeName: `${prefix}-node`,
+    prefix: "web",
+    start: index,
+  });
+  const pod = await kubeOk<{ status: { podIP: string } }>(
+    "GET",
+    `/api/v1/namespaces/${ns}/pods/web-${index}`,
+  );
+  return pod.status.podIP;
+}
+
+Deno.test(
+  "while the API server is down the last view is served, and after it returns changes arrive",
+  T,
+  async () => {
+    const { ns, mount, sidecar } = await setup("restart", 3);
+    try {
+      const before = await readyIPs(sidecar);
+      await stopAPIServer();
+      try {
+        await sidecar.waitLog((l) => l.msg === "backing off", 30_000);
+        assert.deepEqual(await readyIPs(sidecar), before, "the last good view is still served");
+        assert.equal((await sidecar.request("/readyz")).status, 200);
+      } finally {
+        await startAPIServer();
+      }
+      const ip = await addPod(ns, 3, "restart");
+      // Within the backoff cap (30 s) plus the controller's own delay.
+      await waitFor(async () => (await readyIPs(sidecar)).includes(ip), { timeoutMs: 45_000 });
+    } finally {
+      await sidecar.stop();
+      await mount.remove();
+    }
+  },
+);
+
+Deno.test(
+  "connections cut by the proxy (RST) are re-established and the change made meanwhile arrives",
+  T,
+  async () => {
+    const proxy = await createProxy();
+    const { ns, mount, sidecar } = await setup("cut", 2, { server: proxy.url });
+    try {
+      const before = await readyIPs(sidecar);
+      assert.ok(await proxy.cut() >= 1, "the sidecar's watch was open through the proxy");
+      assert.deepEqual(await readyIPs(sidecar), before, "the last good view is served");
+      const ip = await addPod(ns, 2, "cut");
+      await waitFor(async () => (await readyIPs(sidecar)).includes(ip), { timeoutMs: 15_000 });
+      await sidecar.waitLog((l) => l.msg === "backing off");
+      const stats = await proxy.stats();
+      assert.ok(stats.accepted >= 2, "the sidecar reconnected");
+    } finally {
+      await sidecar.stop();
+      await mount.remove();
+      await proxy.close();
+    }
+  },
+);
+
+Deno.test(
+  "a black-holed watch (no bytes, no RST) is abandoned after the idle timeout and nothing is missed",
+  T,
+  async () => {
+    const proxy = await createProxy();
+    const { ns, mount, sidecar } = await setup("blackhole", 2, {
+      server: proxy.url,
+      args: ["--watch-idle-timeout=3"],
+    });
+    try {
+      const before = await readyIPs(sidecar);
+      await proxy.blackhole();
+      const ip = await addPod(ns, 2, "blackhole");
+      await sidecar.waitLog(
+        (l) => l.msg === "backing off" && /silent/.test(String(l.reason)),
+        15_000,
+      );
+      assert.deepEqual(await readyIPs(sidecar), before, "the last good view is served");
+      await proxy.pass();
+      await waitFor(async () => (await readyIPs(sidecar)).includes(ip), { timeoutMs: 40_000 });
+    } finally {
+      await sidecar.stop();
+      await mount.remove();
+      await proxy.close();
+    }
+  },
+);
+
+Deno.test(
+  "after a compaction a watch from the old resourceVersion gets 410, and the sidecar relists",
+  T,
+  async () => {
+    const proxy = await createProxy();
+    const { ns, mount, sidecar } = await setup("gone", 2, {
+      server: proxy.url,
+      args: ["--watch-idle-timeout=3"],
+    });
+    try {
+      // Keep the sidecar away while the history it would resume from is compacted away.
+      await proxy.blackhole();
+      const ip = await addPod(ns, 2, "gone");
+      await compactEtcd();
+      await restartAPIServer();
+      await proxy.pass();
+      const relist = await sidecar.waitLog((l) => l.msg === "relisting", 45_000);
+      assert.match(String(relist.reason), /410/);
+      await sidecar.waitLog((l) => l.msg === "relisted");
+      await waitFor(async () => (await readyIPs(sidecar)).includes(ip));
+    } finally {
+      await sidecar.stop();
+      await mount.remove();
+      await proxy.close();
+    }
+  },
+);
+
+Deno.test(
+  "a rotated token file is re-read after the old token gets 401, and the watch recovers",
+  T,
+  async () => {
+    const proxy = await createProxy();
+    const { ns, mount, sidecar } = await setup("token", 2, { server: proxy.url });
+    try {
+      // Invalidate the old token: bound tokens die with their ServiceAccount.
+      await kubeOk("DELETE", `/api/v1/namespaces/${ns}/serviceaccounts/${mount.serviceAccount}`);
+      await kubeOk("POST", `/api/v1/namespaces/${ns}/serviceaccounts`, {
+        body: {
+          apiVersion: "v1",
+          kind: "ServiceAccount",
+          metadata: { name: mount.serviceAccount },
+        },
+      });
+      // The API server caches token reviews for a few seconds; wait until the old one is refused.
+      await waitFor(
+        async () => (await kube("GET", "/api", { token: mount.token })).status === 401,
+        {
+          timeoutMs: 30_000,
+        },
+      );
+      const fresh = await mintToken(ns, mount.serviceAccount);
+      await mount.writeToken(fresh);
+      await proxy.cut();
+      const ip = await addPod(ns, 2, "token");
+      await sidecar.waitLog((l) => l.msg === "backing off" && /401/.test(String(l.reason)));
+      await sidecar.waitLog((l) => l.msg === "token reloaded");
+      await waitFor(async () => (await readyIPs(sidecar)).includes(ip), { timeoutMs: 15_000 });
+      const logs = sidecar.stderr();
+      assert.ok(!logs.includes(mount.token) && !logs.includes(fresh), "no token in the log");
+    } finally {
+      await sidecar.stop();
+      await mount.remove();
+      await proxy.close();
+    }
+  },
+);
+
+Deno.test(
+  "without the RBAC rule the log names the missing permission and readiness stays 503 until the Role is added",
+  T,
+  async () => {
+    const ns = await createNamespace("rbac");
+    await createService(ns, "web");
+    await createPods(ns, 1, { labels: { app: "web" }, nodeName: "rbac-node", prefix: "web" });
+    const mount = await podMount(ns, { rules: [] });
+    const sidecar = await spawnSidecar({ env: mount.env, args: ["--service-name=web"] });
+    try {
+      const line = await sidecar.waitLog((l) => l.msg === "backing off");
+      assert.equal(line.level, "error");
+      assert.match(String(line.reason), /forbidden/);
+      assert.match(String(line.reason), /endpointslices/);
+      assert.match(String(line.reason), /"list"/);
+      assert.match(String(line.reason), new RegExp(`namespace "${ns}"`));
+      assert.equal((await sidecar.request("/readyz")).status, 503);
+      assert.equal((await sidecar.request("/endpoints")).status, 503);
+      await grantRole(ns, { kind: "ServiceAccount", name: mount.serviceAccount }, DISCOVERY_RULES);
+      await waitFor(async () => (await sidecar.request("/readyz")).status === 200, {
+        timeoutMs: 40_000,
+      });
+      assert.equal((await readyIPs(sidecar)).length, 1);
+    } finally {
+      await sidecar.stop();
+      await mount.remove();
+    }
+  },
+);
