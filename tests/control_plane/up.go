@@ -93,6 +93,17 @@ func runUp(args []string) int {
 	}
 	fmt.Println(string(b))
 	done := make(chan int, 1)
+	// If whoever started us dies (deno task killed, a terminal closed), stop too: nothing of
+	// the control plane may outlive the command that asked for it.
+	go func() {
+		parent := os.Getppid()
+		for range time.Tick(500 * time.Millisecond) {
+			if os.Getppid() != parent {
+				sig <- syscall.SIGTERM
+				return
+			}
+		}
+	}()
 	if *stdinEOF {
 		go func() { io.Copy(io.Discard, os.Stdin); done <- 0 }()
 	}

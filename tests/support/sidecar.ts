@@ -51,7 +51,14 @@ export interface SpawnOptions {
 /** Starts the sidecar; by default waits until it listens. */
 export async function spawnSidecar(options: SpawnOptions = {}): Promise<SidecarProcess> {
   const cmd = new Deno.Command(Deno.execPath(), {
-    args: ["run", ...SIDECAR_PERMISSIONS, MAIN, "--listen-port=0", ...(options.args ?? [])],
+    args: [
+      "run",
+      ...SIDECAR_PERMISSIONS,
+      MAIN,
+      // Any free port, unless the test sets one itself.
+      ...(options.env?.KUBERNETES_POD_DISCOVERY_LISTEN_PORT ? [] : ["--listen-port=0"]),
+      ...(options.args ?? []),
+    ],
     clearEnv: true,
     env: {
       PATH: Deno.env.get("PATH") ?? "",
