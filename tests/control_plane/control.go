@@ -30,13 +30,12 @@ func (c *cluster) serveControl() (string, error) {
 		case "stop":
 			c.stopProc("apiserver")
 		case "start":
-			if err := c.startAPIServer(); err != nil {
+			if err := c.restartAPIServer(false); err != nil {
 				httpError(w, err)
 				return
 			}
 		case "restart":
-			c.stopProc("apiserver")
-			if err := c.startAPIServer(); err != nil {
+			if err := c.restartAPIServer(true); err != nil {
 				httpError(w, err)
 				return
 			}

@@ -23,8 +23,9 @@ type faultProxy struct {
 // connection through a vanished NAT entry does: only new connections recover.
 type proxyConn struct {
 	client, upstream net.Conn
-	mu               sync.Mutex
-	dead             bool
+	dead             bool          // guarded by faultProxy.mu
+	kill             chan struct{} // closed by cut: reset the client even if it is dead
+	killOnce         sync.Once
 }
 
 func newFaultProxy(target string) (*faultProxy, error) {
@@ -53,7 +54,7 @@ func (p *faultProxy) handle(client net.Conn) {
 		reset(client)
 		return
 	}
-	pc := &proxyConn{client: client, upstream: upstream}
+	pc := &proxyConn{client: client, upstream: upstream, kill: make(chan struct{})}
 	p.mu.Lock()
 	p.accepted++
 	p.conns[pc] = struct{}{}
@@ -65,8 +66,16 @@ func (p *faultProxy) handle(client net.Conn) {
 	go p.pump(pc, client, upstream, done)
 	go p.pump(pc, upstream, client, done)
 	<-done
-	client.Close()
+	p.mu.Lock()
+	dead := pc.dead
+	p.mu.Unlock()
 	upstream.Close()
+	if dead {
+		// A black hole stays silent: the client side sees neither FIN nor RST when the upstream
+		// ends, only when the test cuts the connection or closes the proxy.
+		<-pc.kill
+	}
+	client.Close()
 	<-done
 	p.mu.Lock()
 	delete(p.conns, pc)
@@ -118,11 +127,14 @@ func (p *faultProxy) setMode(mode string, latency time.Duration) {
 func (p *faultProxy) cut() int {
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	n := len(p.conns)
 	for pc := range p.conns {
 		reset(pc.client)
 		reset(pc.upstream)
+		pc.killOnce.Do(func() { close(pc.kill) })
+		delete(p.conns, pc)
 	}
-	return len(p.conns)
+	return n
 }
 
 func (p *faultProxy) stats() map[string]any {

@@ -31,6 +31,8 @@ import (
 const (
 	readyTimeout = 120 * time.Second
 	stopTimeout  = 15 * time.Second
+	// apiserverStopTimeout: see stopProc.
+	apiserverStopTimeout = 3 * time.Second
 )
 
 // testUsers are static-token users (no groups) that tests bind Roles to; "admin" is in
@@ -49,6 +51,7 @@ type cluster struct {
 	procs             map[string]*proc
 	proxies           map[string]*faultProxy
 	nextProxy         int
+	probes            int
 	stopping          bool
 }
 
@@ -302,13 +305,48 @@ func (c *cluster) start(kubeconfigCopy string) error {
 }
 
 func (c *cluster) startAPIServer() error {
+	c.mu.Lock()
+	_, running := c.procs["apiserver"]
+	c.mu.Unlock()
+	if running {
+		return fmt.Errorf("apiserver is already running: stop it first")
+	}
 	if err := c.startProc("apiserver", c.apiArgs); err != nil {
 		return err
 	}
 	return c.waitFor("apiserver", func() bool { return c.get("/readyz") == 200 })
 }
 
+// restartAPIServer (re)starts the API server, then the controller manager: its informers were
+// seen to stay silent after the API server went away (no error logged, no namespace getting its
+// ServiceAccount for minutes), and the sidecar's tests need the controllers, not that client-go
+// behaviour. A new namespace getting its "default" ServiceAccount shows they work again.
+func (c *cluster) restartAPIServer(stopFirst bool) error {
+	if stopFirst {
+		c.stopProc("apiserver")
+	}
+	c.stopProc("controller-manager")
+	if err := c.startAPIServer(); err != nil {
+		return err
+	}
+	if err := c.startProc("controller-manager", c.kcmArgs); err != nil {
+		return err
+	}
+	c.mu.Lock()
+	c.probes++
+	ns := fmt.Sprintf("kpd-probe-%d", c.probes)
+	c.mu.Unlock()
+	if code := c.do("POST", "/api/v1/namespaces", `{"apiVersion":"v1","kind":"Namespace","metadata":{"name":"`+ns+`"}}`); code != 201 {
+		return fmt.Errorf("creating probe namespace %s: status %d", ns, code)
+	}
+	return c.waitFor("controller-manager", func() bool {
+		return c.get("/api/v1/namespaces/"+ns+"/serviceaccounts/default") == 200
+	})
+}
+
 func (c *cluster) httpClient() *http.Client {
+	c.mu.Lock()
+	defer c.mu.Unlock()
 	if c.client == nil {
 		pool := x509.NewCertPool()
 		ca, _ := os.ReadFile(filepath.Join(c.dir, "ca.crt"))
@@ -319,8 +357,12 @@ func (c *cluster) httpClient() *http.Client {
 	return c.client
 }
 
-func (c *cluster) get(path string) int {
-	req, _ := http.NewRequest("GET", c.server+path, nil)
+func (c *cluster) get(path string) int { return c.do("GET", path, "") }
+
+// do sends an admin request and returns its status, 0 when it could not be sent.
+func (c *cluster) do(method, path, body string) int {
+	req, _ := http.NewRequest(method, c.server+path, strings.NewReader(body))
+	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("Authorization", "Bearer "+c.adminToken)
 	resp, err := c.httpClient().Do(req)
 	if err != nil {
@@ -393,9 +435,15 @@ func (c *cluster) stopProc(name string) {
 		return
 	}
 	p.cmd.Process.Signal(syscall.SIGTERM)
+	timeout := stopTimeout
+	if name == "apiserver" {
+		// kube-apiserver does not finish a graceful stop while watches are open (the controller
+		// manager always has some); etcd keeps the data, so a short grace is enough.
+		timeout = apiserverStopTimeout
+	}
 	select {
 	case <-p.done:
-	case <-time.After(stopTimeout):
+	case <-time.After(timeout):
 		p.cmd.Process.Kill()
 		<-p.done
 	}
@@ -456,6 +504,10 @@ func (c *cluster) compactEtcd() (int64, error) {
 	resp, err := http.Post(c.etcdURL+"/v3/kv/range", "application/json", strings.NewReader(`{"key":"AA=="}`))
 	if err != nil {
 		return 0, err
+	}
+	if resp.StatusCode != 200 {
+		resp.Body.Close()
+		return 0, fmt.Errorf("etcd range: %s", resp.Status)
 	}
 	var r struct {
 		Header struct {
