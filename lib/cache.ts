@@ -1,13 +1,15 @@
 /**
- * The endpoint cache: the EndpointSlices the watch loop has seen, per namespace, and for each
+ * The endpoint cache: the EndpointSlices the watch loops have seen, per namespace, and for each
  * watched Service an immutable merged view that is rebuilt only when the Service's endpoints
- * change. HTTP handlers read views and never call the API server; serialized bodies are made
- * once per view, not per request.
+ * change. Which Services are watched is fixed (a list of names), every Service of the namespace,
+ * or decided by a Service watch (a label selector). HTTP handlers read views and never call the
+ * API server; serialized bodies are made once per view, not per request.
  *
  * @module
  */
 import type { V1EndpointSlice } from "@kubernetes/client-node";
 import { type EndpointView, mergeSlices, renderV1Endpoints } from "./endpoints.ts";
+import type { KubeItem, ReflectorStore } from "./reflector.ts";
 
 /** The label that ties an EndpointSlice to its Service. */
 export const SERVICE_NAME_LABEL = "kubernetes.io/service-name";
@@ -31,14 +33,14 @@ export class ServiceView {
   /** Makes a view; `index` is parsed from `resourceVersion`. */
   constructor(
     key: { namespace: string; name: string },
-    state: { resourceVersion: string; endpoints: EndpointView[]; changedAt?: Date },
+    state: { resourceVersion: string; endpoints: EndpointView[] },
   ) {
     this.namespace = key.namespace;
     this.name = key.name;
     this.resourceVersion = state.resourceVersion;
     this.index = Number(state.resourceVersion) || 0;
     this.endpoints = state.endpoints;
-    this.changedAt = state.changedAt ?? new Date();
+    this.changedAt = new Date();
   }
 
   /** The v1 Endpoints JSON body, serialized on first use and kept. */
@@ -53,17 +55,35 @@ export class ServiceView {
 /** Called with the views that changed, after each change. */
 export type ChangeListener = (changed: ServiceView[]) => void;
 
+/** Which Services of a namespace are watched: named ones, all, or those a selector picks. */
+export type Watched =
+  | { kind: "names"; names: string[] }
+  | { kind: "all" }
+  | { kind: "selector"; selector: string };
+
 interface NamespaceState {
+  watched: Watched;
+  /** Names picked by the Service watch (selector mode). */
+  selected: Set<string>;
+  servicesSynced: boolean;
   slices: Map<string, V1EndpointSlice>;
   synced: boolean;
+  /** Newest resourceVersion seen in this namespace's slice stream. */
+  resourceVersion: string;
   /** Last time the API server told us something for this namespace (list, event, bookmark). */
   contactAt?: Date;
+  /** Since when a watch of this namespace has been failing, and why. */
+  brokenSince?: Date;
+  lastError?: string;
 }
 
-/** Options for {@linkcode EndpointCache}. */
-export interface EndpointCacheOptions {
-  /** Whether a Service is watched. Default: the services given to the constructor. */
-  wanted?: (namespace: string, name: string) => boolean;
+/** Health of the watches of one namespace. */
+export interface NamespaceHealth {
+  namespace: string;
+  synced: boolean;
+  contactAt?: Date;
+  brokenSince?: Date;
+  lastError?: string;
 }
 
 /** Slices per namespace and merged views per watched Service. */
@@ -71,36 +91,45 @@ export class EndpointCache {
   #namespaces = new Map<string, NamespaceState>();
   #views = new Map<string, ServiceView>();
   #listeners = new Set<ChangeListener>();
-  #wanted: (namespace: string, name: string) => boolean;
 
-  /** A cache for these services, whose namespaces are the ones to watch. */
-  constructor(
-    services: { namespace: string; name: string }[],
-    options: EndpointCacheOptions = {},
-  ) {
-    const keys = new Set(services.map((s) => `${s.namespace}/${s.name}`));
-    this.#wanted = options.wanted ?? ((ns, name) => keys.has(`${ns}/${name}`));
-    for (const s of services) {
-      if (!this.#namespaces.has(s.namespace)) {
-        this.#namespaces.set(s.namespace, { slices: new Map(), synced: false });
-      }
+  /** A cache for these namespaces, each with what is watched in it. */
+  constructor(namespaces: Map<string, Watched>) {
+    for (const [ns, watched] of namespaces) {
+      this.#namespaces.set(ns, {
+        watched,
+        selected: new Set(),
+        servicesSynced: watched.kind !== "selector",
+        slices: new Map(),
+        synced: false,
+        resourceVersion: "0",
+      });
     }
   }
 
-  /** The namespaces this cache covers. */
-  get namespaces(): string[] {
-    return [...this.#namespaces.keys()];
+  /** The namespaces this cache covers, with what is watched in each. */
+  get namespaces(): Map<string, Watched> {
+    return new Map([...this.#namespaces].map(([ns, s]) => [ns, s.watched]));
   }
 
-  /** True once every namespace has had one complete list. */
+  /** True once every namespace has had one complete list (of Services too, in selector mode). */
   get ready(): boolean {
-    for (const ns of this.#namespaces.values()) if (!ns.synced) return false;
+    for (const ns of this.#namespaces.values()) {
+      if (!ns.synced || !ns.servicesSynced) return false;
+    }
     return true;
+  }
+
+  /** The largest index of any view: moves whenever any watched Service changes. */
+  get index(): number {
+    let max = 0;
+    for (const v of this.#views.values()) max = Math.max(max, v.index);
+    return max;
   }
 
   /** Whether this namespace has had one complete list. */
   synced(namespace: string): boolean {
-    return this.#namespaces.get(namespace)?.synced ?? false;
+    const ns = this.#namespaces.get(namespace);
+    return !!ns && ns.synced && ns.servicesSynced;
   }
 
   /** Last time the API server was heard from for this namespace. */
@@ -108,12 +137,44 @@ export class EndpointCache {
     return this.#namespaces.get(namespace)?.contactAt;
   }
 
-  /** The current view of a Service; undefined until its namespace is synced. */
-  view(namespace: string, name: string): ServiceView | undefined {
+  /** Health of each namespace's watches. */
+  health(): NamespaceHealth[] {
+    return [...this.#namespaces].map(([namespace, s]) => ({
+      namespace,
+      synced: s.synced && s.servicesSynced,
+      contactAt: s.contactAt,
+      brokenSince: s.brokenSince,
+      lastError: s.lastError,
+    }));
+  }
+
+  /** Whether a Service is watched (by name, by selector or as one of all). */
+  watches(namespace: string, name: string): boolean {
     const ns = this.#namespaces.get(namespace);
-    if (!ns?.synced) return undefined;
+    if (!ns) return false;
+    switch (ns.watched.kind) {
+      case "names":
+        return ns.watched.names.includes(name);
+      case "all":
+        return true;
+      case "selector":
+        return ns.selected.has(name);
+    }
+  }
+
+  /** The current view of a watched Service; undefined until its namespace is synced. */
+  view(namespace: string, name: string): ServiceView | undefined {
+    if (!this.synced(namespace)) return undefined;
     return this.#views.get(`${namespace}/${name}`) ??
-      new ServiceView({ namespace, name }, { resourceVersion: "0", endpoints: [] });
+      (this.watches(namespace, name)
+        ? new ServiceView({ namespace, name }, { resourceVersion: "0", endpoints: [] })
+        : undefined);
+  }
+
+  /** Every current view of a watched Service, sorted by namespace and name. */
+  views(): ServiceView[] {
+    return [...this.#views.values()].filter((v) => this.watches(v.namespace, v.name))
+      .sort((a, b) => a.namespace.localeCompare(b.namespace) || a.name.localeCompare(b.name));
   }
 
   /** Subscribes to changes; returns the function that unsubscribes. */
@@ -122,33 +183,64 @@ export class EndpointCache {
     return () => this.#listeners.delete(listener);
   }
 
-  /** Replaces a namespace's slices with a complete list taken at `resourceVersion`. */
-  replace(namespace: string, slices: V1EndpointSlice[], resourceVersion: string): void {
+  /** The store a namespace's EndpointSlice reflector writes into. */
+  sliceStore(namespace: string): ReflectorStore {
     const ns = this.#state(namespace);
-    const affected = new Set(this.#servicesOf(ns.slices.values()));
-    ns.slices = new Map(slices.map((s) => [s.metadata?.name ?? "", s]));
-    for (const name of this.#servicesOf(ns.slices.values())) affected.add(name);
-    ns.synced = true;
-    ns.contactAt = new Date();
-    this.#rebuild(namespace, affected, resourceVersion);
+    return {
+      get synced() {
+        return ns.synced;
+      },
+      replace: (items, rv) => this.#replace(namespace, items as V1EndpointSlice[], rv),
+      apply: (type, item) => this.#apply(namespace, type, item as V1EndpointSlice),
+      touch: () => {
+        ns.contactAt = new Date();
+      },
+      health: (error) => this.#health(ns, error),
+    };
   }
 
-  /** Applies one watch event (ADDED, MODIFIED or DELETED) for a slice. */
-  apply(namespace: string, type: string, slice: V1EndpointSlice): void {
+  /** The store a namespace's Service reflector writes into (selector mode). */
+  serviceStore(namespace: string): ReflectorStore {
     const ns = this.#state(namespace);
-    const sliceName = slice.metadata?.name ?? "";
-    const affected = new Set(this.#servicesOf([slice]));
-    const old = ns.slices.get(sliceName);
-    if (old) { for (const n of this.#servicesOf([old])) affected.add(n); }
-    if (type === "DELETED") ns.slices.delete(sliceName);
-    else ns.slices.set(sliceName, slice);
-    ns.contactAt = new Date();
-    this.#rebuild(namespace, affected, slice.metadata?.resourceVersion ?? "0");
+    const names = new Map<string, string>();
+    const update = (rv: string) => {
+      const before = ns.selected;
+      ns.selected = new Set(names.values());
+      const affected = new Set([...before, ...ns.selected]);
+      for (const name of before) {
+        if (!ns.selected.has(name)) this.#views.delete(`${namespace}/${name}`);
+      }
+      if (ns.synced) this.#rebuild(namespace, affected, rv);
+    };
+    return {
+      get synced() {
+        return ns.servicesSynced;
+      },
+      replace: (items, rv) => {
+        names.clear();
+        for (const s of items) names.set(s.metadata?.uid ?? "", s.metadata?.name ?? "");
+        ns.servicesSynced = true;
+        update(rv);
+      },
+      apply: (type, item: KubeItem) => {
+        const uid = item.metadata?.uid ?? "";
+        if (type === "DELETED") names.delete(uid);
+        else names.set(uid, item.metadata?.name ?? "");
+        update(item.metadata?.resourceVersion ?? ns.resourceVersion);
+      },
+      touch: () => {},
+      health: (error) => this.#health(ns, error),
+    };
   }
 
-  /** Records that the API server was heard from (a bookmark) without a change. */
-  touch(namespace: string): void {
-    this.#state(namespace).contactAt = new Date();
+  #health(ns: NamespaceState, error: string | undefined): void {
+    if (error === undefined) {
+      ns.brokenSince = undefined;
+      ns.lastError = undefined;
+    } else {
+      ns.brokenSince ??= new Date();
+      ns.lastError = error;
+    }
   }
 
   #state(namespace: string): NamespaceState {
@@ -157,22 +249,48 @@ export class EndpointCache {
     return ns;
   }
 
-  *#servicesOf(slices: Iterable<V1EndpointSlice>): Iterable<string> {
-    for (const s of slices) {
-      const name = s.metadata?.labels?.[SERVICE_NAME_LABEL];
-      if (name) yield name;
-    }
+  #replace(namespace: string, slices: V1EndpointSlice[], resourceVersion: string): void {
+    const ns = this.#state(namespace);
+    const affected = new Set(servicesOf(ns.slices.values()));
+    ns.slices = new Map(slices.map((s) => [s.metadata?.name ?? "", s]));
+    for (const name of servicesOf(ns.slices.values())) affected.add(name);
+    if (ns.watched.kind === "names") { for (const n of ns.watched.names) affected.add(n); }
+    for (const n of ns.selected) affected.add(n);
+    ns.synced = true;
+    ns.contactAt = new Date();
+    ns.resourceVersion = resourceVersion;
+    this.#rebuild(namespace, affected, resourceVersion);
+  }
+
+  #apply(namespace: string, type: string, slice: V1EndpointSlice): void {
+    const ns = this.#state(namespace);
+    const sliceName = slice.metadata?.name ?? "";
+    const affected = new Set(servicesOf([slice]));
+    const old = ns.slices.get(sliceName);
+    if (old) { for (const n of servicesOf([old])) affected.add(n); }
+    if (type === "DELETED") ns.slices.delete(sliceName);
+    else ns.slices.set(sliceName, slice);
+    ns.contactAt = new Date();
+    ns.resourceVersion = slice.metadata?.resourceVersion ?? ns.resourceVersion;
+    this.#rebuild(namespace, affected, ns.resourceVersion);
   }
 
   #rebuild(namespace: string, names: Set<string>, resourceVersion: string): void {
     const ns = this.#state(namespace);
     const changed: ServiceView[] = [];
+    // One pass over the namespace's slices, however many Services changed (a relist of a
+    // namespace of 1,000 Services would otherwise scan every slice 1,000 times).
+    const bySvc = new Map<string, V1EndpointSlice[]>();
+    for (const s of ns.slices.values()) {
+      const name = s.metadata?.labels?.[SERVICE_NAME_LABEL];
+      if (!name || !names.has(name)) continue;
+      const list = bySvc.get(name);
+      if (list) list.push(s);
+      else bySvc.set(name, [s]);
+    }
     for (const name of names) {
-      if (!this.#wanted(namespace, name)) continue;
-      const own = [...ns.slices.values()].filter((s) =>
-        s.metadata?.labels?.[SERVICE_NAME_LABEL] === name
-      );
-      const endpoints = mergeSlices(own);
+      if (!this.watches(namespace, name)) continue;
+      const endpoints = mergeSlices(bySvc.get(name) ?? []);
       const key = `${namespace}/${name}`;
       const before = this.#views.get(key);
       if (before && JSON.stringify(before.endpoints) === JSON.stringify(endpoints)) continue;
@@ -182,5 +300,12 @@ export class EndpointCache {
     }
     if (changed.length === 0) return;
     for (const l of this.#listeners) l(changed);
+  }
+}
+
+function* servicesOf(slices: Iterable<V1EndpointSlice>): Iterable<string> {
+  for (const s of slices) {
+    const name = s.metadata?.labels?.[SERVICE_NAME_LABEL];
+    if (name) yield name;
   }
 }

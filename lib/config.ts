@@ -12,8 +12,23 @@ export const DEFAULT_SERVICE_ACCOUNT_DIR = "/var/run/secrets/kubernetes.io/servi
 
 /** The validated settings. */
 export interface Config {
-  /** Services to watch, each with its namespace resolved. */
+  /** Services to watch by name; a namespace of "" means the default one. Empty in the other
+   * modes. */
   services: { namespace: string; name: string }[];
+  /** Label selector on Services: watch those it picks in `namespaces`. */
+  serviceSelector?: string;
+  /** Watch every Service in `namespaces`. */
+  allServices: boolean;
+  /** Namespaces of the selector and all-services modes; empty means the default one. */
+  namespaces: string[];
+  /** The pod's node (downward API spec.nodeName), for `?prefer=node`. */
+  nodeName?: string;
+  /** The pod's zone, for `?zonal=` without `zone`. */
+  zone?: string;
+  /** /readyz answers 503 once the watch has been broken this long (ms); 0: never. */
+  readyMaxStalenessMs: number;
+  /** At most this many SSE streams and blocking queries at once; more get 429. */
+  maxWatchers: number;
   /** Namespace of services given without one; undefined means the pod's or context's own. */
   namespace?: string;
   listenAddress: string;
@@ -39,6 +54,7 @@ export class ConfigError extends Error {
 
 interface Setting {
   flag: string;
+  boolean?: boolean;
   env: string[];
   help: string;
   default?: string;
@@ -52,6 +68,46 @@ export const SETTINGS: Record<string, Setting> = {
     flag: "service-name",
     env: [ENV + "SERVICE_NAME"],
     help: "Service(s) to watch: name or namespace/name, comma-separated",
+  },
+  serviceSelector: {
+    flag: "service-selector",
+    env: [ENV + "SERVICE_SELECTOR"],
+    help: "watch the Services this label selector picks (e.g. tier=db) in --namespaces",
+  },
+  allServices: {
+    flag: "all-services",
+    env: [ENV + "ALL_SERVICES"],
+    help: "watch every Service in --namespaces (true or false)",
+    default: "false",
+    boolean: true,
+  },
+  namespaces: {
+    flag: "namespaces",
+    env: [ENV + "NAMESPACES"],
+    help: "namespaces of --service-selector and --all-services, comma-separated " +
+      "(default: --namespace)",
+  },
+  nodeName: {
+    flag: "node-name",
+    env: [ENV + "NODE_NAME"],
+    help: "this pod's node, for ?prefer=node (downward API: spec.nodeName)",
+  },
+  zone: {
+    flag: "zone",
+    env: [ENV + "ZONE"],
+    help: "this pod's zone, for ?zonal=pin|prefer without ?zone=",
+  },
+  readyMaxStaleness: {
+    flag: "ready-max-staleness",
+    env: [ENV + "READY_MAX_STALENESS"],
+    help: "/readyz turns 503 when the watch has been broken this long (s); 0: never",
+    default: "0",
+  },
+  maxWatchers: {
+    flag: "max-watchers",
+    env: [ENV + "MAX_WATCHERS"],
+    help: "at most this many SSE streams and blocking queries at once; more get 429",
+    default: "1000",
   },
   namespace: {
     flag: "namespace",
@@ -125,6 +181,7 @@ function parseFlags(args: string[]): Map<string, string> {
       throw new ConfigError(`Unknown argument ${JSON.stringify(arg)}: see --help for the settings`);
     }
     let value = m[2];
+    if (value === undefined && byFlag.get(m[1]!)!.boolean) value = "true";
     if (value === undefined) {
       value = args[++i];
       if (value === undefined) throw new ConfigError(`--${m[1]} needs a value: --${m[1]}=VALUE`);
@@ -174,8 +231,28 @@ export function loadConfig(args: string[], options: LoadConfigOptions = {}): Con
       } is not a number of seconds from 1 to 3600`,
     );
   }
+  const selector = raw("serviceSelector").value?.trim() || undefined;
+  const all = parseBool(raw("allServices"));
+  const names = raw("service");
+  const modes = [!!names.value?.trim(), !!selector, all].filter(Boolean).length;
+  if (modes > 1) {
+    throw new ConfigError(
+      "Set only one of --service-name, --service-selector and --all-services " +
+        "(or their KUBERNETES_POD_DISCOVERY_* variables)",
+    );
+  }
+  const namespaces = (raw("namespaces").value ?? "").split(",").map((s) => s.trim())
+    .filter((s) => s !== "");
+  for (const ns of namespaces) checkDnsLabel(ns, raw("namespaces").source);
   return {
-    services: parseServices(raw("service"), namespace),
+    services: modes === 0 || names.value?.trim() ? parseServices(names, namespace) : [],
+    serviceSelector: selector,
+    allServices: all,
+    namespaces,
+    nodeName: raw("nodeName").value?.trim() || undefined,
+    zone: raw("zone").value?.trim() || undefined,
+    readyMaxStalenessMs: parseSeconds(raw("readyMaxStaleness"), 0, 86_400) * 1000,
+    maxWatchers: parseSeconds(raw("maxWatchers"), 1, 100_000),
     namespace,
     listenAddress,
     listenPort,
@@ -185,6 +262,26 @@ export function loadConfig(args: string[], options: LoadConfigOptions = {}): Con
     logLevel: level.value as LogLevel,
     watchIdleTimeoutMs: idleS * 1000,
   };
+}
+
+function parseBool(r: { value?: string; source: string }): boolean {
+  const v = (r.value ?? "").trim().toLowerCase();
+  if (v === "true" || v === "1") return true;
+  if (v === "false" || v === "0" || v === "") return false;
+  throw new ConfigError(
+    `Cannot parse ${r.source}: ${JSON.stringify(r.value)} is not true or false`,
+  );
+}
+
+function parseSeconds(r: { value?: string; source: string }, min: number, max: number): number {
+  const n = Number(r.value);
+  if (!/^\d+$/.test((r.value ?? "").trim()) || n < min || n > max) {
+    throw new ConfigError(
+      `Cannot parse ${r.source}: ${JSON.stringify(r.value)} is not a whole number from ${min} ` +
+        `to ${max}`,
+    );
+  }
+  return n;
 }
 
 function parsePort(r: { value?: string; source: string }): number {
@@ -208,7 +305,8 @@ function parseServices(
   const items = (r.value ?? "").split(",").map((s) => s.trim()).filter((s) => s !== "");
   if (items.length === 0) {
     throw new ConfigError(
-      `${r.source} is empty: set it to the name of the Service to watch, e.g. ${r.source}=web`,
+      `${r.source} is empty: set it to the name of the Service to watch, e.g. ${r.source}=web ` +
+        "(or use --service-selector or --all-services)",
     );
   }
   return items.map((item) => {

@@ -1,5 +1,6 @@
 /**
- * The list/watch loop for the EndpointSlices of one namespace, after client-go's reflector:
+ * The list/watch loop for one resource in one namespace (EndpointSlices, or Services in
+ * selector mode), after client-go's reflector:
  * list (paginated, `resourceVersion=0` so the API server's watch cache answers), then watch from
  * the list's resourceVersion with bookmarks and a random timeout, advancing the resourceVersion
  * on every event and bookmark; relist on 410 Gone (an HTTP status or an ERROR event); back off
@@ -8,8 +9,7 @@
  *
  * @module
  */
-import type { V1EndpointSlice, V1Status } from "@kubernetes/client-node";
-import type { EndpointCache } from "./cache.ts";
+import type { V1ObjectMeta, V1Status } from "@kubernetes/client-node";
 import type { KubeConnection } from "./kube_client.ts";
 import type { Logger } from "./log.ts";
 
@@ -69,10 +69,31 @@ export interface ReflectorStats {
   lastError?: string;
 }
 
+/** An object the reflector lists and watches: all it reads is the metadata. */
+export interface KubeItem {
+  metadata?: V1ObjectMeta;
+}
+
+/** Where a reflector puts what it lists and watches. */
+export interface ReflectorStore {
+  /** Whether a complete list has been stored. */
+  readonly synced: boolean;
+  /** Replaces everything with a complete list taken at `resourceVersion`. */
+  replace(items: KubeItem[], resourceVersion: string): void;
+  /** Applies an ADDED, MODIFIED or DELETED event. */
+  apply(type: string, item: KubeItem): void;
+  /** A bookmark: the server was heard from, nothing changed. */
+  touch(): void;
+  /** The watch failed (with why) or works again (undefined). */
+  health(error: string | undefined): void;
+}
+
 /** Options for {@linkcode Reflector}. */
 export interface ReflectorOptions {
-  /** Namespace whose EndpointSlices are watched. */
+  /** Namespace whose objects are watched. */
   namespace: string;
+  /** Collection path below the namespace. Default: EndpointSlices (discovery.k8s.io/v1). */
+  resource?: { group: string; version: string; plural: string };
   /** Label selector, e.g. `kubernetes.io/service-name in (a,b)`. */
   labelSelector?: string;
   connection: KubeConnection;
@@ -85,26 +106,32 @@ export interface ReflectorOptions {
   random?: () => number;
 }
 
-/** The list/watch loop of one namespace feeding an {@linkcode EndpointCache}. */
+/** The list/watch loop of one resource in one namespace feeding a {@linkcode ReflectorStore}. */
 export class Reflector {
   /** Counters, for metrics. */
   readonly stats: ReflectorStats = { lists: 0, watches: 0, expired: 0, events: 0, backoffMs: 0 };
-  #cache: EndpointCache;
-  #o: Required<Omit<ReflectorOptions, "labelSelector">> & { labelSelector?: string };
+  /** Metric labels: namespace and resource. */
+  readonly labels: Record<string, string>;
+  #store: ReflectorStore;
+  #o: Required<Omit<ReflectorOptions, "labelSelector" | "resource">> & { labelSelector?: string };
   #base: string;
+  #kind: string;
 
-  /** A reflector for `options.namespace` writing into `cache`. */
-  constructor(cache: EndpointCache, options: ReflectorOptions) {
-    this.#cache = cache;
+  /** A reflector for `options.namespace` writing into `store`. */
+  constructor(store: ReflectorStore, options: ReflectorOptions) {
+    this.#store = store;
     this.#o = {
       idleTimeoutMs: 90_000,
       sleep: abortableSleep,
       random: Math.random,
       ...options,
     };
-    this.#base = `/apis/discovery.k8s.io/v1/namespaces/${
-      encodeURIComponent(options.namespace)
-    }/endpointslices`;
+    const r = options.resource ??
+      { group: "discovery.k8s.io", version: "v1", plural: "endpointslices" };
+    const prefix = r.group ? `/apis/${r.group}/${r.version}` : `/api/${r.version}`;
+    this.#base = `${prefix}/namespaces/${encodeURIComponent(options.namespace)}/${r.plural}`;
+    this.#kind = r.group ? `${r.plural}.${r.group}` : r.plural;
+    this.labels = { namespace: options.namespace, resource: this.#kind };
   }
 
   /** Runs until `signal` aborts: list, watch, relist on 410, back off on errors. */
@@ -128,11 +155,13 @@ export class Reflector {
           this.stats.expired++;
           this.#o.log.log("info", "relisting", {
             namespace: this.#o.namespace,
+            resource: this.#kind,
             reason: `resourceVersion ${rv} expired (410 Gone): ${(e as Error).message}`,
           });
           rv = undefined;
           continue;
         }
+        this.#store.health(this.stats.lastError);
         if (isUnauthorized(e)) this.#o.connection.unauthorized();
         // Not an answer of the API server: the connection itself failed or went silent.
         if (!(e instanceof ApiError)) this.#o.connection.reset();
@@ -143,7 +172,8 @@ export class Reflector {
         this.stats.backoffMs = Math.round(delay);
         this.#o.log.log(isForbidden(e) ? "error" : "warn", "backing off", {
           namespace: this.#o.namespace,
-          reason: explain(e, this.#o.namespace),
+          resource: this.#kind,
+          reason: explain(e, this.#o.namespace, this.#kind),
           delayMs: Math.round(delay),
         });
         await this.#o.sleep(delay, signal);
@@ -161,7 +191,7 @@ export class Reflector {
   }
 
   async #list(signal: AbortSignal): Promise<string> {
-    const items: V1EndpointSlice[] = [];
+    const items: KubeItem[] = [];
     let cont: string | undefined;
     let rv = "";
     const timeout = AbortSignal.any([signal, AbortSignal.timeout(LIST_TIMEOUT_MS)]);
@@ -172,19 +202,21 @@ export class Reflector {
       const resp = await this.#o.connection.fetch(this.#query(params), { signal: timeout });
       if (!resp.ok) throw await apiError(resp);
       const body = await resp.json() as {
-        items?: V1EndpointSlice[];
+        items?: KubeItem[];
         metadata?: { resourceVersion?: string; continue?: string };
       };
       items.push(...(body.items ?? []));
       cont = body.metadata?.continue || undefined;
       rv = body.metadata?.resourceVersion ?? rv;
     } while (cont);
-    const first = !this.#cache.synced(this.#o.namespace);
+    const first = !this.#store.synced;
     this.stats.lists++;
-    this.#cache.replace(this.#o.namespace, items, rv);
+    this.#store.replace(items, rv);
+    this.#store.health(undefined);
     this.#o.log.log("info", first ? "synced" : "relisted", {
       namespace: this.#o.namespace,
-      slices: items.length,
+      resource: this.#kind,
+      items: items.length,
       resourceVersion: rv,
     });
     return rv;
@@ -219,6 +251,7 @@ export class Reflector {
       );
       if (!resp.ok) throw await apiError(resp);
       if (!resp.body) throw new Error("watch response has no body");
+      this.#store.health(undefined);
       let buf = "";
       for await (const chunk of resp.body.pipeThrough(new TextDecoderStream())) {
         arm();
@@ -245,19 +278,19 @@ export class Reflector {
 
   /** Applies one watch event; returns its resourceVersion. */
   #handle(line: string): string | undefined {
-    const ev = JSON.parse(line) as { type: string; object: V1EndpointSlice | V1Status };
+    const ev = JSON.parse(line) as { type: string; object: KubeItem | V1Status };
     if (ev.type === "ERROR") {
       const s = ev.object as V1Status;
       throw new ApiError(s.code ?? 500, s.reason ?? "", s.message ?? "watch ERROR event");
     }
-    const slice = ev.object as V1EndpointSlice;
-    const rv = slice.metadata?.resourceVersion;
+    const item = ev.object as KubeItem;
+    const rv = item.metadata?.resourceVersion;
     this.stats.lastEventAt = new Date();
     if (ev.type === "BOOKMARK") {
-      this.#cache.touch(this.#o.namespace);
+      this.#store.touch();
     } else {
       this.stats.events++;
-      this.#cache.apply(this.#o.namespace, ev.type, slice);
+      this.#store.apply(ev.type, item);
     }
     return rv;
   }
@@ -278,11 +311,16 @@ async function apiError(resp: Response): Promise<ApiError> {
 }
 
 /** One line for an operator: what failed and, for 403, the Role rule that fixes it. */
-export function explain(e: unknown, namespace: string): string {
+export function explain(
+  e: unknown,
+  namespace: string,
+  kind = "endpointslices.discovery.k8s.io",
+): string {
   if (isForbidden(e)) {
+    const [plural, ...group] = kind.split(".");
     return `forbidden: ${(e as Error).message}. Grant the pod's ServiceAccount a Role in ` +
-      `namespace "${namespace}" with the rule {apiGroups: ["discovery.k8s.io"], ` +
-      `resources: ["endpointslices"], verbs: ["get", "list", "watch"]} and a RoleBinding to it`;
+      `namespace "${namespace}" with the rule {apiGroups: ["${group.join(".")}"], ` +
+      `resources: ["${plural}"], verbs: ["get", "list", "watch"]} and a RoleBinding to it`;
   }
   if (isUnauthorized(e)) {
     return `unauthorized (401): ${(e as Error).message}; re-reading the token`;

@@ -1,18 +1,24 @@
 /**
  * HTTP routes, as plain `(req: Request) => Response` functions over the cache, testable
  * without a socket. The seed's routes are kept as they were (`/endpoints`,
- * `/endpoints/last_updated`, `/health`); `/livez` and `/readyz` are added for probes.
- * Handlers only read the cache's current views; they never call the API server.
+ * `/endpoints/last_updated`, `/health`); `/livez`, `/readyz`, `/metrics` and the /v1 API are
+ * added. Handlers only read the cache's current views; they never call the API server.
  *
  * @module
  */
-import type { EndpointCache, ServiceView } from "./cache.ts";
+import { type ApiOptions, createApi, freshness } from "./api.ts";
+import type { EndpointCache } from "./cache.ts";
 import { errorResponse, etagMatches, jsonResponse } from "./http_util.ts";
+import type { Metrics } from "./metrics.ts";
 
 /** Options for {@linkcode createHandler}. */
-export interface HandlerOptions {
-  /** The Service `/endpoints` serves (the seed's single service): the first one configured. */
-  primary: { namespace: string; name: string };
+export interface HandlerOptions extends Partial<ApiOptions> {
+  /** The Service `/endpoints` serves (the seed's single service): the first one named. */
+  primary?: { namespace: string; name: string };
+  /** /readyz turns 503 once a watch has been broken this long (ms); 0 or unset: never. */
+  readyMaxStalenessMs?: number;
+  /** Where request counts and latencies go; also served on /metrics. */
+  metrics?: Metrics;
 }
 
 const ALLOWED = "GET, HEAD";
@@ -20,46 +26,109 @@ const ALLOWED = "GET, HEAD";
 /** Builds the request handler for the sidecar's routes. */
 export function createHandler(
   cache: EndpointCache,
-  options: HandlerOptions,
-): (req: Request) => Response {
-  const { primary } = options;
-  const notSynced = (): Response =>
+  options: HandlerOptions = {},
+): (req: Request) => Response | Promise<Response> {
+  const { primary, metrics } = options;
+  const api = createApi(cache, {
+    self: options.self ?? {},
+    maxWatchers: options.maxWatchers ?? 1000,
+    watchers: options.watchers ?? { sse: 0, blocking: 0 },
+    signal: options.signal,
+  });
+  const notSynced = (what: string): Response =>
     errorResponse(
       503,
-      `not ready: no complete list of EndpointSlices yet for ${primary.namespace}/${primary.name}` +
-        "; see the sidecar's log for why",
+      `not ready: no complete list of EndpointSlices yet for ${what}; see the sidecar's log for why`,
       { "Retry-After": "1" },
     );
+  const noPrimary = () =>
+    errorResponse(404, "/endpoints serves a Service named with --service-name; use /v1/services");
   const routes: Record<string, (req: Request) => Response> = {
     "/health": () => text("ok"),
     "/livez": () => text("ok"),
-    "/readyz": () =>
-      cache.ready
-        ? text("ok")
-        : errorResponse(503, "not ready: waiting for the first complete list"),
+    "/readyz": () => readyz(cache, options.readyMaxStalenessMs ?? 0),
+    "/metrics": () =>
+      new Response(metrics?.render() ?? "", {
+        headers: { "Content-Type": "text/plain; version=0.0.4; charset=utf-8" },
+      }),
     "/endpoints": (req) => {
+      if (!primary) return noPrimary();
       const view = cache.view(primary.namespace, primary.name);
-      if (!view) return notSynced();
-      return conditional(req, view, () => jsonResponse(view.v1Body), cache);
+      if (!view) return notSynced(`${primary.namespace}/${primary.name}`);
+      const etag = `"${view.namespace}/${view.name}@${view.resourceVersion}"`;
+      const headers = freshness(cache, view.namespace, view.index, etag);
+      if (etagMatches(req.headers.get("If-None-Match"), etag)) {
+        return new Response(null, { status: 304, headers });
+      }
+      return jsonResponse(view.v1Body, { headers });
     },
     "/endpoints/last_updated": () => {
+      if (!primary) return noPrimary();
       const at = cache.contactAt(primary.namespace);
-      if (!at) return notSynced();
+      if (!at) return notSynced(`${primary.namespace}/${primary.name}`);
       return jsonResponse({ lastUpdated: at.toISOString() });
     },
   };
   routes["/endpoints/"] = routes["/endpoints"]!;
-  return (req: Request): Response => {
-    const path = pathOf(req.url);
-    const route = routes[path];
-    if (!route) return errorResponse(404, `no route ${JSON.stringify(path)}; see the README`);
+  const handle = (req: Request, path: string): Response | Promise<Response> => {
     if (req.method !== "GET" && req.method !== "HEAD") {
       return errorResponse(405, `method ${req.method} not allowed on ${path}; use GET`, {
         Allow: ALLOWED,
       });
     }
-    return route(req);
+    const route = routes[path];
+    if (route) return route(req);
+    return api(req, path) ??
+      errorResponse(404, `no route ${JSON.stringify(path)}; see the README`);
   };
+  if (!metrics) return (req) => handle(req, pathOf(req.url));
+  return async (req) => {
+    const started = performance.now();
+    const path = pathOf(req.url);
+    const resp = await handle(req, path);
+    const route = routeLabel(path);
+    metrics.inc("kpd_http_requests_total", { route, code: String(resp.status) });
+    metrics.observe(
+      "kpd_http_request_duration_seconds",
+      { route },
+      (performance.now() - started) / 1000,
+    );
+    return resp;
+  };
+}
+
+function readyz(cache: EndpointCache, maxStalenessMs: number): Response {
+  if (!cache.ready) return errorResponse(503, "not ready: waiting for the first complete list");
+  if (maxStalenessMs > 0) {
+    for (const h of cache.health()) {
+      if (h.brokenSince && Date.now() - h.brokenSince.getTime() > maxStalenessMs) {
+        return errorResponse(
+          503,
+          `stale: the watch of namespace ${h.namespace} has been broken since ` +
+            `${h.brokenSince.toISOString()} (${h.lastError}); the last good view is still served`,
+        );
+      }
+    }
+  }
+  return text("ok");
+}
+
+/** The route pattern of a path, for metric labels (bounded cardinality). */
+function routeLabel(path: string): string {
+  if (path.startsWith("/v1/services/")) return "/v1/services/{namespace}/{name}";
+  if (path.startsWith("/v1/watch/")) return "/v1/watch/{namespace}/{name}";
+  const known = [
+    "/health",
+    "/livez",
+    "/readyz",
+    "/metrics",
+    "/endpoints",
+    "/endpoints/",
+    "/endpoints/last_updated",
+    "/v1/services",
+    "/v1/watch",
+  ];
+  return known.includes(path) ? path : "other";
 }
 
 function pathOf(url: string): string {
@@ -71,30 +140,4 @@ function pathOf(url: string): string {
 
 function text(body: string): Response {
   return new Response(body, { headers: { "Content-Type": "text/plain; charset=utf-8" } });
-}
-
-/** Adds the view's ETag, index and age headers, and answers a matching If-None-Match with 304. */
-function conditional(
-  req: Request,
-  view: ServiceView,
-  make: () => Response,
-  cache: EndpointCache,
-): Response {
-  const etag = `"${view.namespace}/${view.name}@${view.resourceVersion}"`;
-  const at = cache.contactAt(view.namespace);
-  const headers: Record<string, string> = {
-    ETag: etag,
-    "X-Discovery-Index": String(view.index),
-    "Cache-Control": "no-cache",
-  };
-  if (at) {
-    headers["X-Discovery-Last-Updated"] = at.toISOString();
-    headers["X-Discovery-Age-Seconds"] = String(Math.max(0, Math.floor((Date.now() - +at) / 1000)));
-  }
-  if (etagMatches(req.headers.get("If-None-Match"), etag)) {
-    return new Response(null, { status: 304, headers });
-  }
-  const resp = make();
-  for (const [k, v] of Object.entries(headers)) resp.headers.set(k, v);
-  return resp;
 }

@@ -1,14 +1,15 @@
 /**
- * Wires the parts together: a connection to the API server, one cache, one reflector per
- * namespace (one watch connection per namespace, not per Service) and the HTTP server, all
- * stopped by one AbortSignal.
+ * Wires the parts together: a connection to the API server, one cache, one EndpointSlice
+ * reflector per namespace (one watch connection per namespace, not per Service; plus a Service
+ * watch in selector mode), the metrics and the HTTP server, all stopped by one AbortSignal.
  *
  * @module
  */
-import { EndpointCache, SERVICE_NAME_LABEL } from "./cache.ts";
+import { EndpointCache, SERVICE_NAME_LABEL, type Watched } from "./cache.ts";
 import type { Config } from "./config.ts";
 import { connect, type KubeConnection } from "./kube_client.ts";
 import type { Logger } from "./log.ts";
+import { Metrics } from "./metrics.ts";
 import { Reflector } from "./reflector.ts";
 import { createHandler } from "./routes.ts";
 
@@ -27,6 +28,30 @@ export interface SidecarOptions {
   signal: AbortSignal;
 }
 
+/** What to watch in each namespace, from the settings and the default namespace. */
+export function watchPlan(config: Config, defaultNs: string): Map<string, Watched> {
+  const plan = new Map<string, Watched>();
+  if (config.services.length) {
+    for (const s of config.services) {
+      const ns = s.namespace || defaultNs;
+      const w = plan.get(ns);
+      if (w?.kind === "names") w.names.push(s.name);
+      else plan.set(ns, { kind: "names", names: [s.name] });
+    }
+    return plan;
+  }
+  const namespaces = config.namespaces.length ? config.namespaces : [defaultNs];
+  for (const ns of namespaces) {
+    plan.set(
+      ns,
+      config.serviceSelector ? { kind: "selector", selector: config.serviceSelector } : {
+        kind: "all",
+      },
+    );
+  }
+  return plan;
+}
+
 /** Connects, starts the watches and the HTTP server. Throws ConfigError for bad settings. */
 export async function startSidecar(config: Config, options: SidecarOptions): Promise<Sidecar> {
   const { log, signal } = options;
@@ -37,22 +62,39 @@ export async function startSidecar(config: Config, options: SidecarOptions): Pro
     onTokenReload: () => log.log("info", "token reloaded", { dir: config.serviceAccountDir }),
   });
   const defaultNs = config.namespace ?? conn.namespace ?? "default";
-  const services = config.services.map((s) => ({ ...s, namespace: s.namespace || defaultNs }));
-  const cache = new EndpointCache(services);
-  const reflectors = cache.namespaces.map((namespace) => {
-    const names = services.filter((s) => s.namespace === namespace).map((s) => s.name);
-    const labelSelector = names.length === 1
-      ? `${SERVICE_NAME_LABEL}=${names[0]}`
-      : `${SERVICE_NAME_LABEL} in (${names.join(",")})`;
-    return new Reflector(cache, {
-      namespace,
-      labelSelector,
-      connection: conn,
-      log,
-      idleTimeoutMs: config.watchIdleTimeoutMs,
-    });
+  const plan = watchPlan(config, defaultNs);
+  const cache = new EndpointCache(plan);
+  const reflectors: Reflector[] = [];
+  for (const [namespace, watched] of plan) {
+    const common = { namespace, connection: conn, log, idleTimeoutMs: config.watchIdleTimeoutMs };
+    reflectors.push(
+      new Reflector(cache.sliceStore(namespace), {
+        ...common,
+        labelSelector: watched.kind === "names" ? selectorFor(watched.names) : undefined,
+      }),
+    );
+    if (watched.kind === "selector") {
+      reflectors.push(
+        new Reflector(cache.serviceStore(namespace), {
+          ...common,
+          resource: { group: "", version: "v1", plural: "services" },
+          labelSelector: watched.selector,
+        }),
+      );
+    }
+  }
+  const watchers = { sse: 0, blocking: 0 };
+  const metrics = sidecarMetrics(cache, reflectors, watchers);
+  const first = config.services[0];
+  const handler = createHandler(cache, {
+    primary: first ? { namespace: first.namespace || defaultNs, name: first.name } : undefined,
+    self: { nodeName: config.nodeName, zone: config.zone },
+    maxWatchers: config.maxWatchers,
+    watchers,
+    signal,
+    readyMaxStalenessMs: config.readyMaxStalenessMs,
+    metrics,
   });
-  const handler = createHandler(cache, { primary: services[0]! });
   const server = Deno.serve({
     hostname: config.listenAddress,
     port: config.listenPort,
@@ -68,9 +110,89 @@ export async function startSidecar(config: Config, options: SidecarOptions): Pro
     listen: `${addr.hostname}:${addr.port}`,
     server: conn.server,
     mode: conn.mode,
-    services: services.map((s) => `${s.namespace}/${s.name}`),
+    watch: Object.fromEntries([...plan].map(([ns, w]) => [ns, describe(w)])),
   });
   const watches = Promise.all(reflectors.map((r) => r.run(signal)));
   const finished = Promise.all([server.finished, watches]).then(() => conn.close());
   return { addr, finished };
+}
+
+function selectorFor(names: string[]): string {
+  return names.length === 1
+    ? `${SERVICE_NAME_LABEL}=${names[0]}`
+    : `${SERVICE_NAME_LABEL} in (${names.join(",")})`;
+}
+
+function describe(w: Watched): string {
+  return w.kind === "names"
+    ? w.names.join(",")
+    : w.kind === "all"
+    ? "all Services"
+    : `Services with ${w.selector}`;
+}
+
+function sidecarMetrics(
+  cache: EndpointCache,
+  reflectors: Reflector[],
+  watchers: { sse: number; blocking: number },
+): Metrics {
+  const m = new Metrics();
+  m.counter("kpd_http_requests_total", "HTTP requests by route and status code");
+  m.gauge(
+    "kpd_endpoints",
+    "Endpoints per watched Service by state",
+    () =>
+      cache.views().flatMap((v) => {
+        const base = { namespace: v.namespace, service: v.name };
+        const count = (f: (e: typeof v.endpoints[number]) => boolean) =>
+          v.endpoints.filter(f).length;
+        return [
+          [{ ...base, state: "ready" }, count((e) => e.ready)],
+          [{ ...base, state: "serving" }, count((e) => e.serving)],
+          [{ ...base, state: "terminating" }, count((e) => e.terminating)],
+          [{ ...base, state: "all" }, v.endpoints.length],
+        ] as [Record<string, string>, number][];
+      }),
+  );
+  const per = (f: (r: Reflector) => number) => () =>
+    reflectors.map((r) => [r.labels, f(r)] as [Record<string, string>, number]);
+  m.gauge(
+    "kpd_watch_starts_total",
+    "Watch requests started",
+    per((r) => r.stats.watches),
+    "counter",
+  );
+  m.gauge(
+    "kpd_lists_total",
+    "Complete lists (first sync and relists)",
+    per((r) => r.stats.lists),
+    "counter",
+  );
+  m.gauge(
+    "kpd_watch_expired_total",
+    "410 Gone answers that forced a relist",
+    per((r) => r.stats.expired),
+    "counter",
+  );
+  m.gauge("kpd_watch_events_total", "Watch events applied", per((r) => r.stats.events), "counter");
+  m.gauge(
+    "kpd_backoff_seconds",
+    "Current backoff before the next try; 0 when healthy",
+    per((r) => r.stats.backoffMs / 1000),
+  );
+  m.gauge(
+    "kpd_last_event_age_seconds",
+    "Seconds since the last watch event or bookmark",
+    per((r) => r.stats.lastEventAt ? (Date.now() - r.stats.lastEventAt.getTime()) / 1000 : -1),
+  );
+  m.gauge("kpd_open_watchers", "Open SSE streams and blocking queries", () => [
+    [{ kind: "sse" }, watchers.sse],
+    [{ kind: "blocking" }, watchers.blocking],
+  ]);
+  m.gauge(
+    "kpd_ready",
+    "1 once every namespace had a complete list",
+    () => [[{}, cache.ready ? 1 : 0]],
+  );
+  return m;
 }

@@ -19,11 +19,11 @@ function sliceFor(service: string, ips: string[], rv: string): V1EndpointSlice {
 }
 
 function setup() {
-  const cache = new EndpointCache([web]);
+  const cache = new EndpointCache(new Map([["ns", { kind: "names", names: ["web"] }]]));
   const handler = createHandler(cache, { primary: web });
   const get = (path: string, headers: HeadersInit = {}, method = "GET") =>
-    handler(new Request(`http://localhost${path}`, { method, headers }));
-  return { cache, get };
+    handler(new Request(`http://localhost${path}`, { method, headers })) as Response;
+  return { cache, get, store: cache.sliceStore("ns") };
 }
 
 Deno.test("before the first list /endpoints answers 503 with a JSON error, not an empty object", async () => {
@@ -39,9 +39,8 @@ Deno.test("before the first list /endpoints answers 503 with a JSON error, not a
 });
 
 Deno.test("after the list /endpoints serves the v1 shape and /readyz turns 200", async () => {
-  const { cache, get } = setup();
-  cache.replace(
-    "ns",
+  const { store, get } = setup();
+  store.replace(
     [sliceFor("web", ["10.0.0.1"], "5"), sliceFor("other", ["10.9.9.9"], "6")],
     "9",
   );
@@ -57,21 +56,21 @@ Deno.test("after the list /endpoints serves the v1 shape and /readyz turns 200",
 });
 
 Deno.test("a watched Service with no slices is empty and ready, and filled when it appears", async () => {
-  const { cache, get } = setup();
-  cache.replace("ns", [], "3");
+  const { store, get } = setup();
+  store.replace([], "3");
   assert.deepEqual((await get("/endpoints").json()).subsets, []);
-  cache.apply("ns", "ADDED", sliceFor("web", ["10.0.0.7"], "4"));
+  store.apply("ADDED", sliceFor("web", ["10.0.0.7"], "4"));
   assert.equal((await get("/endpoints").json()).subsets[0].addresses[0].ip, "10.0.0.7");
 });
 
 Deno.test("If-None-Match with the current ETag answers 304; a change makes a new ETag", async () => {
-  const { cache, get } = setup();
-  cache.replace("ns", [sliceFor("web", ["10.0.0.1"], "5")], "5");
+  const { store, get } = setup();
+  store.replace([sliceFor("web", ["10.0.0.1"], "5")], "5");
   const first = get("/endpoints");
   const etag = first.headers.get("ETag")!;
   await first.body?.cancel();
   assert.equal(get("/endpoints", { "If-None-Match": etag }).status, 304);
-  cache.apply("ns", "MODIFIED", sliceFor("web", ["10.0.0.2"], "8"));
+  store.apply("MODIFIED", sliceFor("web", ["10.0.0.2"], "8"));
   const after = get("/endpoints", { "If-None-Match": etag });
   assert.equal(after.status, 200);
   assert.notEqual(after.headers.get("ETag"), etag);
@@ -79,17 +78,17 @@ Deno.test("If-None-Match with the current ETag answers 304; a change makes a new
 });
 
 Deno.test("a slice event that changes no endpoint keeps the view, its ETag and its body", () => {
-  const { cache } = setup();
-  cache.replace("ns", [sliceFor("web", ["10.0.0.1"], "5")], "5");
+  const { cache, store } = setup();
+  store.replace([sliceFor("web", ["10.0.0.1"], "5")], "5");
   const before = cache.view("ns", "web")!;
-  cache.apply("ns", "MODIFIED", sliceFor("web", ["10.0.0.1"], "6"));
+  store.apply("MODIFIED", sliceFor("web", ["10.0.0.1"], "6"));
   assert.equal(cache.view("ns", "web"), before);
 });
 
 Deno.test("a DELETED slice drops its endpoints", async () => {
-  const { cache, get } = setup();
-  cache.replace("ns", [sliceFor("web", ["10.0.0.1"], "5")], "5");
-  cache.apply("ns", "DELETED", sliceFor("web", ["10.0.0.1"], "6"));
+  const { store, get } = setup();
+  store.replace([sliceFor("web", ["10.0.0.1"], "5")], "5");
+  store.apply("DELETED", sliceFor("web", ["10.0.0.1"], "6"));
   assert.deepEqual((await get("/endpoints").json()).subsets, []);
 });
 

@@ -1,0 +1,242 @@
+/**
+ * The versioned JSON API beside the seed routes: the watched Services
+ * (`GET /v1/services`), one Service with filters (`GET /v1/services/{namespace}/{name}`),
+ * blocking queries (`?index=&wait=`) and Server-Sent Events (`GET /v1/watch[/{ns}/{name}]`).
+ * Every answer carries an ETag made from resourceVersions and the change index in
+ * `X-Discovery-Index`. See docs/api.md.
+ *
+ * @module
+ */
+import type { EndpointCache, ServiceView } from "./cache.ts";
+import type { EndpointView, PortView } from "./endpoints.ts";
+import { errorResponse, etagMatches, jsonResponse } from "./http_util.ts";
+import { filterEndpoints, parseQuery, type Query, QueryError, targets } from "./query.ts";
+import { sseResponse } from "./sse.ts";
+
+/** Options for {@linkcode createApi}. */
+export interface ApiOptions {
+  /** The sidecar's own node and zone (downward API), for node and zone preferences. */
+  self: { nodeName?: string; zone?: string };
+  /** At most this many SSE streams and blocking queries at once. */
+  maxWatchers: number;
+  /** Counts open SSE streams and blocking queries, for metrics. */
+  watchers: { sse: number; blocking: number };
+  /** Ends SSE streams and blocking queries on shutdown. */
+  signal?: AbortSignal;
+}
+
+/** The /v1 routes: returns undefined for a path it does not serve. */
+export type ApiHandler = (req: Request, path: string) => Promise<Response> | Response | undefined;
+
+/** Builds the /v1 handler over the cache. */
+export function createApi(cache: EndpointCache, options: ApiOptions): ApiHandler {
+  const { watchers } = options;
+  const tooMany = () =>
+    errorResponse(
+      429,
+      `too many open watches (${options.maxWatchers}); retry later or raise --max-watchers`,
+      { "Retry-After": "5" },
+    );
+  return (req, path) => {
+    const parts = path.split("/").filter((p) => p !== "");
+    if (parts[0] !== "v1") return undefined;
+    const url = new URL(req.url);
+    let q: Query;
+    try {
+      q = parseQuery(url.searchParams, options.self);
+    } catch (e) {
+      if (e instanceof QueryError) return errorResponse(400, e.message);
+      throw e;
+    }
+    if (parts[1] === "services" && parts.length === 2) return listServices(cache, req);
+    if (parts[1] === "services" && parts.length === 4) {
+      const [ns, name] = [parts[2]!, parts[3]!];
+      if (!cache.watches(ns, name) && cache.synced(ns)) {
+        return errorResponse(404, `Service ${ns}/${name} is not watched; see /v1/services`);
+      }
+      if (q.index === undefined) return serviceResponse(cache, req, { ns, name, q });
+      if (watchers.sse + watchers.blocking >= options.maxWatchers) return tooMany();
+      watchers.blocking++;
+      return block(cache, { ns, name, q, signal: AbortSignal.any(signals(req, options)) })
+        .finally(() => watchers.blocking--)
+        .then(() => serviceResponse(cache, req, { ns, name, q }));
+    }
+    if (parts[1] === "watch" && (parts.length === 2 || parts.length === 4)) {
+      if (q.index !== undefined) {
+        return errorResponse(400, "?index and ?wait are for GET /v1/services");
+      }
+      if (watchers.sse + watchers.blocking >= options.maxWatchers) return tooMany();
+      const [ns, name] = [parts[2], parts[3]];
+      const lastId = req.headers.get("Last-Event-ID");
+      if (lastId !== null && !/^\d{1,15}$/.test(lastId)) {
+        return errorResponse(400, "Bad Last-Event-ID: use the id of an event this stream sent");
+      }
+      if (!cache.ready) return errorResponse(503, "not ready: no complete list yet");
+      watchers.sse++;
+      return sseResponse(cache, {
+        select: (v) => ns === undefined || (v.namespace === ns && v.name === name),
+        render: (v) => JSON.stringify(serviceJson(cache, v, q)),
+        lastEventId: lastId === null ? undefined : Number(lastId),
+        onClose: () => watchers.sse--,
+        signal: AbortSignal.any(signals(req, options)),
+      });
+    }
+    return errorResponse(404, `no route ${JSON.stringify(path)}; see docs/api.md`);
+  };
+}
+
+function signals(req: Request, options: ApiOptions): AbortSignal[] {
+  return options.signal ? [req.signal, options.signal] : [req.signal];
+}
+
+/** Waits while the Service's index equals `q.index`, for at most `q.waitMs` (plus jitter). An
+ * index that moved, either way (a relist may move it back), answers at once, as Consul does. */
+function block(
+  cache: EndpointCache,
+  o: { ns: string; name: string; q: Query; signal: AbortSignal },
+): Promise<void> {
+  const view = cache.view(o.ns, o.name);
+  if (view && view.index !== o.q.index) return Promise.resolve();
+  return new Promise((resolve) => {
+    // Consul adds up to wait/16 so that many clients with the same wait do not return together.
+    const wait = o.q.waitMs! + Math.random() * (o.q.waitMs! / 16);
+    const done = () => {
+      clearTimeout(timer);
+      unsubscribe();
+      o.signal.removeEventListener("abort", done);
+      resolve();
+    };
+    const timer = setTimeout(done, wait);
+    const unsubscribe = cache.subscribe((changed) => {
+      if (changed.some((v) => v.namespace === o.ns && v.name === o.name)) done();
+    });
+    o.signal.addEventListener("abort", done, { once: true });
+  });
+}
+
+/** Per-view memo of default-query bodies: the common request costs no serialization. */
+const bodies = new WeakMap<ServiceView, Map<string, string>>();
+
+function serviceResponse(
+  cache: EndpointCache,
+  req: Request,
+  o: { ns: string; name: string; q: Query },
+): Response {
+  const view = cache.view(o.ns, o.name);
+  if (!view) return errorResponse(503, `not ready: no complete list yet for namespace ${o.ns}`);
+  const key = JSON.stringify({ ...o.q, index: undefined, waitMs: undefined });
+  const etag = `"${view.namespace}/${view.name}@${view.resourceVersion}.${fnv1a(key)}"`;
+  const headers = freshness(cache, view.namespace, view.index, etag);
+  if (etagMatches(req.headers.get("If-None-Match"), etag)) {
+    return new Response(null, { status: 304, headers });
+  }
+  let memo = bodies.get(view);
+  if (!memo) bodies.set(view, memo = new Map());
+  let body = memo.get(key);
+  if (body === undefined) {
+    body = o.q.format === "text"
+      ? textBody(view, o.q)
+      : JSON.stringify(serviceJson(cache, view, o.q));
+    // A few query shapes per view are common; more are computed per request.
+    if (memo.size < 8) memo.set(key, body);
+  }
+  if (o.q.format === "text") {
+    headers["Content-Type"] = "text/plain; charset=utf-8";
+    return new Response(body, { headers });
+  }
+  return jsonResponse(body, { headers });
+}
+
+function textBody(view: ServiceView, q: Query): string {
+  const lines = targets(filterEndpoints(view.endpoints, q), q.port);
+  return lines.length ? lines.join("\n") + "\n" : "";
+}
+
+function serviceJson(_cache: EndpointCache, view: ServiceView, q: Query): Record<string, unknown> {
+  const endpoints = filterEndpoints(view.endpoints, q);
+  const ports = new Map<string, PortView>();
+  for (const e of view.endpoints) for (const p of e.ports) ports.set(`${p.name}/${p.port}`, p);
+  const out: Record<string, unknown> = {
+    namespace: view.namespace,
+    name: view.name,
+    index: view.index,
+    lastUpdated: view.changedAt.toISOString(),
+    ports: [...ports.values()],
+    endpoints: endpoints.map(endpointJson),
+  };
+  if (q.port !== undefined) out.targets = targets(endpoints, q.port);
+  return out;
+}
+
+function endpointJson(e: EndpointView): Record<string, unknown> {
+  return {
+    addresses: e.addresses,
+    addressType: e.addressType,
+    ready: e.ready,
+    serving: e.serving,
+    terminating: e.terminating,
+    nodeName: e.nodeName ?? null,
+    zone: e.zone ?? null,
+    hostname: e.hostname ?? null,
+    targetRef: e.targetRef ?? null,
+    hints: e.hints ?? null,
+    ports: e.ports,
+  };
+}
+
+function listServices(cache: EndpointCache, req: Request): Response {
+  if (!cache.ready) return errorResponse(503, "not ready: no complete list yet");
+  const views = cache.views();
+  const etag = `"services@${cache.index}.${views.length}"`;
+  const headers = freshness(cache, undefined, cache.index, etag);
+  if (etagMatches(req.headers.get("If-None-Match"), etag)) {
+    return new Response(null, { status: 304, headers });
+  }
+  const services = views.map((v) => ({
+    namespace: v.namespace,
+    name: v.name,
+    index: v.index,
+    lastUpdated: v.changedAt.toISOString(),
+    endpoints: {
+      ready: v.endpoints.filter((e) => e.ready).length,
+      serving: v.endpoints.filter((e) => e.serving).length,
+      terminating: v.endpoints.filter((e) => e.terminating).length,
+      total: v.endpoints.length,
+    },
+  }));
+  return jsonResponse({ index: cache.index, services }, { headers });
+}
+
+/** ETag, index and staleness headers: when the namespace last heard from the API server. */
+export function freshness(
+  cache: EndpointCache,
+  namespace: string | undefined,
+  index: number,
+  etag: string,
+): Record<string, string> {
+  const contacts = cache.health().filter((h) =>
+    namespace === undefined || h.namespace === namespace
+  )
+    .map((h) => h.contactAt?.getTime() ?? 0);
+  const at = contacts.length ? Math.min(...contacts) : 0;
+  const headers: Record<string, string> = {
+    ETag: etag,
+    "X-Discovery-Index": String(index),
+    "Cache-Control": "no-cache",
+  };
+  if (at) {
+    headers["X-Discovery-Last-Updated"] = new Date(at).toISOString();
+    headers["X-Discovery-Age-Seconds"] = String(Math.max(0, Math.floor((Date.now() - at) / 1000)));
+  }
+  return headers;
+}
+
+/** 32-bit FNV-1a of a string, hex: tells query shapes apart inside an ETag. */
+function fnv1a(s: string): string {
+  let h = 0x811c9dc5;
+  for (let i = 0; i < s.length; i++) {
+    h ^= s.charCodeAt(i);
+    h = Math.imul(h, 0x01000193);
+  }
+  return (h >>> 0).toString(16);
+}
