@@ -88,3 +88,16 @@ Deno.test("--help lists every setting with its env var and default", () => {
     if (s.default) assert.ok(help.includes(`(default ${s.default})`), s.flag);
   }
 });
+
+Deno.test("selector and all-services modes take namespaces; only one mode at a time", () => {
+  const sel = load(["--service-selector=tier=db", "--namespaces=a, b"]);
+  assert.equal(sel.serviceSelector, "tier=db");
+  assert.deepEqual(sel.namespaces, ["a", "b"]);
+  assert.deepEqual(sel.services, []);
+  assert.equal(load(["--all-services"]).allServices, true);
+  assert.throws(
+    () => load(["--all-services", "--service-name=web"]),
+    /Set only one of --service-name, --service-selector and --all-services/,
+  );
+  assert.throws(() => load(["--all-services=maybe"]), /"maybe" is not true or false/);
+});
