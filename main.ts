@@ -39,8 +39,15 @@ async function main(): Promise<number> {
       console.error(`kubernetes-pod-discovery: ${e.message}`);
       return 2;
     }
-    if (e instanceof Deno.errors.AddrInUse || e instanceof Deno.errors.PermissionDenied) {
-      console.error(`kubernetes-pod-discovery: cannot listen: ${(e as Error).message}`);
+    if (e instanceof Deno.errors.AddrInUse) {
+      console.error(`kubernetes-pod-discovery: cannot listen: ${e.message}`);
+      return 1;
+    }
+    if (e instanceof Deno.errors.NotCapable || e instanceof Deno.errors.PermissionDenied) {
+      console.error(
+        `kubernetes-pod-discovery: missing permission: ${(e as Error).message} ` +
+          "(the image's baked permissions are in image/deno-flags.txt)",
+      );
       return 1;
     }
     throw e;

@@ -33,6 +33,9 @@ export interface Config {
   namespace?: string;
   listenAddress: string;
   listenPort: number;
+  /** A second listener for the kubelet's probes only (/livez, /readyz, /health); 0: none. */
+  probePort: number;
+  probeAddress: string;
   /** Explicit kubeconfig path (flag or KUBECONFIG); undefined means in-cluster if possible. */
   kubeconfig?: string;
   /** The kubeconfig context to use; undefined means its current context. */
@@ -125,6 +128,19 @@ export const SETTINGS: Record<string, Setting> = {
     env: [ENV + "LISTEN_PORT"],
     help: "port to serve on (0: any free port, printed in the started log line)",
     default: "8080",
+  },
+  probePort: {
+    flag: "probe-port",
+    env: [ENV + "PROBE_PORT"],
+    help: "also serve only /livez, /readyz and /health here, for the kubelet's probes (which " +
+      "reach the pod IP, not 127.0.0.1); 0: off",
+    default: "0",
+  },
+  probeAddress: {
+    flag: "probe-address",
+    env: [ENV + "PROBE_ADDRESS"],
+    help: "address of the probe listener",
+    default: "0.0.0.0",
   },
   kubeconfig: {
     flag: "kubeconfig",
@@ -256,6 +272,8 @@ export function loadConfig(args: string[], options: LoadConfigOptions = {}): Con
     namespace,
     listenAddress,
     listenPort,
+    probePort: parsePort(raw("probePort")),
+    probeAddress: raw("probeAddress").value?.trim() || "0.0.0.0",
     kubeconfig: raw("kubeconfig").value?.trim() || undefined,
     context: raw("context").value?.trim() || undefined,
     serviceAccountDir: raw("serviceAccountDir").value || DEFAULT_SERVICE_ACCOUNT_DIR,

@@ -105,16 +105,49 @@ export async function startSidecar(config: Config, options: SidecarOptions): Pro
       return new Response("internal error", { status: 500 });
     },
   }, handler);
+  const probes = config.probePort ? probeServer(config, handler, signal, log) : undefined;
   const addr = server.addr as Deno.NetAddr;
   log.log("info", "started", {
     listen: `${addr.hostname}:${addr.port}`,
+    probes: probes ? `${probes.addr.hostname}:${probes.addr.port}` : undefined,
     server: conn.server,
     mode: conn.mode,
     watch: Object.fromEntries([...plan].map(([ns, w]) => [ns, describe(w)])),
   });
   const watches = Promise.all(reflectors.map((r) => r.run(signal)));
-  const finished = Promise.all([server.finished, watches]).then(() => conn.close());
+  const finished = Promise.all([server.finished, probes?.finished, watches])
+    .then(() => conn.close());
   return { addr, finished };
+}
+
+/** Paths the probe listener serves: health only, never the endpoints. */
+const PROBE_PATHS = new Set(["/livez", "/readyz", "/health"]);
+
+function probeServer(
+  config: Config,
+  handler: (req: Request) => Response | Promise<Response>,
+  signal: AbortSignal,
+  log: Logger,
+): { addr: Deno.NetAddr; finished: Promise<void> } {
+  const server = Deno.serve({
+    hostname: config.probeAddress,
+    port: config.probePort,
+    signal,
+    onListen: () => {},
+    onError: (e) => {
+      log.log("error", "probe request failed", { error: e });
+      return new Response("internal error", { status: 500 });
+    },
+  }, (req) => {
+    const path = new URL(req.url).pathname;
+    if (!PROBE_PATHS.has(path)) {
+      return Response.json({ error: "the probe port serves /livez, /readyz and /health only" }, {
+        status: 404,
+      });
+    }
+    return handler(req);
+  });
+  return { addr: server.addr as Deno.NetAddr, finished: server.finished };
 }
 
 function selectorFor(names: string[]): string {

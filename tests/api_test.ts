@@ -174,9 +174,11 @@ Deno.test(
       return r.json().endpoints.map((e: { addresses: string[] }) => e.addresses[0]).sort();
     };
     try {
+      // Wait for every change: a-1 terminating and b-3 not ready, not only for the counts.
       await waitFor(async () =>
-        (await ips("state=all&family=IPv4")).length === 4 &&
-        (await ips("state=serving&family=IPv4")).length === 3
+        (await ips("family=IPv4")).length === 2 &&
+        (await ips("state=serving&family=IPv4")).length === 3 &&
+        (await ips("state=all&family=IPv4")).length === 4
       );
       assert.deepEqual(await ips("family=IPv4"), [podIPv4(0), podIPv4(2)]);
       assert.deepEqual(await ips("family=IPv6"), [podIPv6(0), podIPv6(2)]);

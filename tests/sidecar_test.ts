@@ -173,3 +173,34 @@ Deno.test(
     }
   },
 );
+
+Deno.test(
+  "the probe listener serves /livez and /readyz on every interface and nothing else",
+  T,
+  async () => {
+    const ns = await createNamespace("probes");
+    const mount = await podMount(ns);
+    const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+    const port = (l.addr as Deno.NetAddr).port;
+    l.close();
+    const sidecar = await spawnSidecar({
+      env: mount.env,
+      args: ["--service-name=web", `--probe-port=${port}`],
+    });
+    try {
+      assert.equal(sidecar.logs.find((l) => l.msg === "started")?.probes, `0.0.0.0:${port}`);
+      const probe = async (path: string) => {
+        const r = await fetch(`http://127.0.0.1:${port}${path}`);
+        return { status: r.status, text: await r.text() };
+      };
+      await waitFor(async () => (await probe("/readyz")).status === 200);
+      assert.equal((await probe("/livez")).text, "ok");
+      assert.equal((await probe("/endpoints")).status, 404);
+      assert.equal((await probe("/v1/services")).status, 404);
+      assert.equal((await sidecar.request("/endpoints")).status, 200, "the API is on its own port");
+    } finally {
+      await sidecar.stop();
+      await mount.remove();
+    }
+  },
+);
