@@ -8,7 +8,7 @@
  * @module
  */
 import type { V1EndpointSlice } from "@kubernetes/client-node";
-import { type EndpointView, mergeSlices, renderV1Endpoints } from "./endpoints.ts";
+import { compareKeys, type EndpointView, mergeSlices, renderV1Endpoints } from "./endpoints.ts";
 import type { KubeItem, ReflectorStore } from "./reflector.ts";
 
 /** The label that ties an EndpointSlice to its Service. */
@@ -174,7 +174,7 @@ export class EndpointCache {
   /** Every current view of a watched Service, sorted by namespace and name. */
   views(): ServiceView[] {
     return [...this.#views.values()].filter((v) => this.watches(v.namespace, v.name))
-      .sort((a, b) => a.namespace.localeCompare(b.namespace) || a.name.localeCompare(b.name));
+      .sort((a, b) => compareKeys(a.namespace, b.namespace) || compareKeys(a.name, b.name));
   }
 
   /** Subscribes to changes; returns the function that unsubscribes. */

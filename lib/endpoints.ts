@@ -44,7 +44,7 @@ function portsOf(slice: V1EndpointSlice): PortView[] {
     if (p.appProtocol) view.appProtocol = p.appProtocol;
     ports.push(view);
   }
-  return ports.sort((a, b) => a.name.localeCompare(b.name) || a.port - b.port);
+  return ports.sort((a, b) => compareKeys(a.name, b.name) || a.port - b.port);
 }
 
 function viewOf(e: V1Endpoint, slice: V1EndpointSlice, ports: PortView[]): EndpointView {
@@ -78,7 +78,7 @@ function rank(e: EndpointView): number {
 export function mergeSlices(slices: Iterable<V1EndpointSlice>): EndpointView[] {
   const byKey = new Map<string, EndpointView>();
   const sorted = [...slices].sort((a, b) =>
-    (a.metadata?.name ?? "").localeCompare(b.metadata?.name ?? "")
+    compareKeys(a.metadata?.name ?? "", b.metadata?.name ?? "")
   );
   for (const slice of sorted) {
     if (slice.addressType !== "IPv4" && slice.addressType !== "IPv6") continue;
@@ -95,7 +95,11 @@ export function mergeSlices(slices: Iterable<V1EndpointSlice>): EndpointView[] {
   return [...byKey.entries()].sort(([a], [b]) => compareKeys(a, b)).map(([, v]) => v);
 }
 
-function compareKeys(a: string, b: string): number {
+/**
+ * Orders strings by code unit. Names here are ASCII; `localeCompare` would load ICU's collation
+ * data, about 3.6 MB of resident memory for nothing (measured in bench/).
+ */
+export function compareKeys(a: string, b: string): number {
   return a < b ? -1 : a > b ? 1 : 0;
 }
 

@@ -82,18 +82,22 @@ export function createHandler(
       errorResponse(404, `no route ${JSON.stringify(path)}; see the README`);
   };
   if (!metrics) return (req) => handle(req, pathOf(req.url));
-  return async (req) => {
+  return (req) => {
     const started = performance.now();
     const path = pathOf(req.url);
-    const resp = await handle(req, path);
-    const route = routeLabel(path);
-    metrics.inc("kpd_http_requests_total", { route, code: String(resp.status) });
-    metrics.observe(
-      "kpd_http_request_duration_seconds",
-      { route },
-      (performance.now() - started) / 1000,
-    );
-    return resp;
+    const record = (resp: Response): Response => {
+      const route = routeLabel(path);
+      metrics.inc("kpd_http_requests_total", { route, code: String(resp.status) });
+      metrics.observe(
+        "kpd_http_request_duration_seconds",
+        { route },
+        (performance.now() - started) / 1000,
+      );
+      return resp;
+    };
+    // Only the blocking routes are asynchronous; the rest stay off the promise machinery.
+    const resp = handle(req, path);
+    return resp instanceof Promise ? resp.then(record) : record(resp);
   };
 }
 

@@ -150,10 +150,19 @@ function probeServer(
   return { addr: server.addr as Deno.NetAddr, finished: server.finished };
 }
 
-function selectorFor(names: string[]): string {
-  return names.length === 1
+/**
+ * Longest label selector sent; past it the namespace is watched whole and the cache keeps only
+ * the named Services. A selector naming 1,000 Services exceeds what the API server accepts in a
+ * URL (measured in bench/: it stopped updating, silently), and watching every slice of the
+ * namespace costs the API server no more than one selector-filtered watch.
+ */
+const MAX_SELECTOR_LENGTH = 4_000;
+
+function selectorFor(names: string[]): string | undefined {
+  const selector = names.length === 1
     ? `${SERVICE_NAME_LABEL}=${names[0]}`
     : `${SERVICE_NAME_LABEL} in (${names.join(",")})`;
+  return selector.length > MAX_SELECTOR_LENGTH ? undefined : selector;
 }
 
 function describe(w: Watched): string {

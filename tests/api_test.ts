@@ -477,3 +477,48 @@ Deno.test(
     }
   },
 );
+
+Deno.test(
+  "a name list too long for one label selector watches the namespace whole and stays updated",
+  T,
+  async () => {
+    const ns = await createNamespace("longlist");
+    await createService(ns, "web");
+    await createPods(ns, 1, { labels: { app: "web" }, nodeName: "longlist-node", prefix: "web" });
+    await createService(ns, "other");
+    await createPods(ns, 1, {
+      labels: { app: "other" },
+      nodeName: "longlist-node",
+      prefix: "other",
+    });
+    const names = ["web", ...Array.from({ length: 400 }, (_, i) => `absent-service-${i}`)];
+    const mount = await podMount(ns);
+    const sidecar = await spawnSidecar({
+      env: mount.env,
+      args: [`--service-name=${names.join(",")}`],
+    });
+    try {
+      await waitFor(async () =>
+        (await sidecar.request("/endpoints")).json().subsets?.[0]?.addresses?.length === 1
+      );
+      await createPods(ns, 1, {
+        labels: { app: "web" },
+        nodeName: "longlist-node",
+        prefix: "web",
+        start: 1,
+      });
+      await waitFor(async () =>
+        (await sidecar.request("/endpoints")).json().subsets[0].addresses.length === 2
+      );
+      assert.equal(
+        (await sidecar.request(`/v1/services/${ns}/other`)).status,
+        404,
+        "not named, not served",
+      );
+      assert.equal((await services(sidecar)).length, 401);
+    } finally {
+      await sidecar.stop();
+      await mount.remove();
+    }
+  },
+);
