@@ -214,17 +214,15 @@ export function freshness(
   index: number,
   etag: string,
 ): Record<string, string> {
-  const contacts = cache.health().filter((h) =>
-    namespace === undefined || h.namespace === namespace
-  )
-    .map((h) => h.contactAt?.getTime() ?? 0);
-  const at = contacts.length ? Math.min(...contacts) : 0;
+  const at = namespace === undefined
+    ? Math.min(...cache.health().map((h) => h.contactAt?.getTime() ?? 0))
+    : cache.contactAt(namespace)?.getTime() ?? 0;
   const headers: Record<string, string> = {
     ETag: etag,
     "X-Discovery-Index": String(index),
     "Cache-Control": "no-cache",
   };
-  if (at) {
+  if (Number.isFinite(at) && at > 0) {
     headers["X-Discovery-Last-Updated"] = new Date(at).toISOString();
     headers["X-Discovery-Age-Seconds"] = String(Math.max(0, Math.floor((Date.now() - at) / 1000)));
   }
