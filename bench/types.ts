@@ -1,0 +1,224 @@
+/**
+ * The shape of bench/results/latest.json, written by bench/run.ts and rendered into
+ * docs/performance.md by bench/report.ts.
+ *
+ * @module
+ */
+import type { ProcMemory, Summary, WrkResult } from "./util.ts";
+
+/** Memory of one process: right after it was ready, and at idle after the load. */
+export interface MemorySample {
+  atReady: ProcMemory;
+  idle: ProcMemory;
+}
+
+/** One start-up run. */
+export interface StartupRun {
+  /** Process spawn to the first HTTP answer (any status) on /readyz. */
+  listenMs: number;
+  /** Process spawn to /readyz 200 (first complete list). */
+  readyMs: number;
+}
+
+/** One process of the memory step. */
+export interface MemoryProcess {
+  /** Short key: sidecar, bare, bare+icu, bare+watch, bare+icu+watch, kubeconfig. */
+  key: string;
+  /** What it is, for the report. */
+  label: string;
+  sample: MemorySample;
+}
+
+/** One wrk run against one target. */
+export interface ServingRun {
+  variant: "plain" | "gzip" | "304";
+  target: "sidecar" | "bare";
+  round: number;
+  wrk: WrkResult;
+  /** Server CPU time (user+system, /proc/PID/stat) per request, in µs. */
+  cpuUsPerRequest: number;
+}
+
+/** What a single raw request showed (to see whether Deno.serve compressed). */
+export interface ProbeResult {
+  status: number;
+  contentEncoding: string | null;
+  contentLength: string | null;
+  transferEncoding: string | null;
+  vary: string | null;
+  etag: string | null;
+  wireBytes: number;
+}
+
+/** A sidecar at scale: time to ready, memory, CPU time per update. */
+export interface ScaleCase {
+  label: string;
+  /** How the sidecar was told what to watch. */
+  mode: string;
+  /** How the endpoints were made: Pods (the EndpointSlice controller) or hand-written slices. */
+  source: string;
+  services: number;
+  slices: number;
+  endpoints: number;
+  /** Length of the label selector naming the Services (0: none, --all-services). Whether the
+   * sidecar sends it is up to lib/sidecar.ts (it may watch the namespace whole instead). */
+  selectorChars: number;
+  ready: boolean;
+  /** Process spawn to /readyz 200. */
+  readyMs?: number;
+  /** Process spawn to the first /endpoints 200 (the body is serialized on first use). */
+  firstBodyMs?: number;
+  memory?: MemorySample;
+  updates?: number;
+  /** CPU ms of the sidecar per update (merge, compare, one /v1 body for one blocking query). */
+  cpuMsPerUpdate?: number;
+  /** CPU ms of the sidecar per second while idle (bookmarks, timers), for comparison. */
+  idleCpuMsPerS?: number;
+  /** Write (Pod status or slice PATCH) to the blocking query's answer. */
+  writeToServed?: Summary;
+  /** The slice's MODIFIED event on the bench's own watch to the blocking query's answer. */
+  eventToServed?: Summary;
+  /** What the sidecar logged when it did not become ready. */
+  failure?: string;
+}
+
+/** A sidecar watching made-up Service names whose label selector makes a URL this long. */
+export interface SelectorProbe {
+  names: number;
+  /** Characters of the list URL (API server address included). */
+  listUrlChars: number;
+  /** Characters of the watch URL (46 more: watch parameters). */
+  watchUrlChars: number;
+  ready: boolean;
+  /** Whether a change to svc-0000 (one of the names) reached the sidecar within 5 s. */
+  seesChanges?: boolean;
+  /** The first warning the sidecar logged, cut short. */
+  warning?: string;
+}
+
+/** Creating the Pods of one Service (POST and a status PATCH each). */
+export interface PodCreation {
+  service: string;
+  pods: number;
+  concurrency: number;
+  /** All Pods written. */
+  seconds: number;
+  perSecond: number;
+  /** Until the Service's slices (read cluster-wide every 0.5 s) held every Pod as ready. */
+  slicesReadyS: number;
+}
+
+/** One series of propagation measurements. */
+export interface Propagation {
+  /** What the series is, e.g. "paced, 50 ms apart". */
+  label: string;
+  service: string;
+  endpoints: number;
+  changes: number;
+  failures: number;
+  /** The poller's sleep between requests. */
+  pollGapMs: number;
+  /** Measured time between two polls (sleep + request): the resolution. */
+  pollPeriodMs: number;
+  /** The sidecar's CPU use while the changes ran (polls, blocking queries, the changes). */
+  sidecarCpuPercent: number;
+  /** Pause before each change (0: the next starts once the previous one is served). */
+  changeGapMs: number;
+  /** setPodReady sent → the API server's answer (the Pod write itself). */
+  writeToAck: Summary;
+  /** setPodReady sent → /endpoints (polled) serves the new view. */
+  writeToServed: Summary;
+  /** The API server acknowledged the Pod write → served. */
+  ackToServed: Summary;
+  /** Pod write → the slice's MODIFIED event on the bench's own watch (the controller's part). */
+  writeToEvent: Summary;
+  /** MODIFIED event on the bench's own watch → /endpoints (polled) serves it. */
+  eventToServed: Summary;
+  /** setPodReady sent → a blocking query on /v1/services/{ns}/{name} answers with it. */
+  writeToBlocking: Summary;
+  /** MODIFIED event on the bench's own watch → the blocking query answers. */
+  eventToBlocking: Summary;
+  /** MODIFIED events per change (the controller may write the slice more than once). */
+  eventsPerChange: number;
+}
+
+/** Everything one run measured. */
+export interface Results {
+  date: string;
+  durationS: number;
+  command: string;
+  kubernetes: string;
+  machine: Record<string, string | number>;
+  /** The commit of main.ts and lib/ measured ("+dirty" with uncommitted changes). */
+  commit: string;
+  loadavgEnd?: string;
+  startup?: {
+    service: string;
+    runs: StartupRun[];
+    listenMedianMs: number;
+    readyMedianMs: number;
+  };
+  memory?: {
+    endpoints: number;
+    requests: number;
+    concurrency: number;
+    idleWaitMs: number;
+    bodyBytes: number;
+    processes: MemoryProcess[];
+    /** Sidecar (in-cluster) idle VmRSS / bare idle VmRSS. */
+    ratioRss: number;
+    ratioHwm: number;
+    /** The in-cluster sidecar through the load window: before and after each propagation
+     * series (changes, with /endpoints polled back to back), and at the window's end. */
+    underChurn?: { when: string; memory: ProcMemory }[];
+  };
+  /** Two series: changes paced apart, and back to back. */
+  propagation?: Propagation[];
+  apiLoad?: {
+    verification: {
+      /** Namespace-scoped endpointslices requests by verb with no sidecar running. */
+      namespaceScoped: Record<string, number>;
+      /** Cluster-scoped endpointslices requests by verb in the same spell. */
+      clusterScoped: Record<string, number>;
+      /** Single-object endpointslices requests (the controller's writes) in the same spell. */
+      resourceScoped: Record<string, number>;
+      /** Open watches on endpointslices by scope (apiserver_longrunning_requests). */
+      openWatches: Record<string, number>;
+      seconds: number;
+    };
+    windowS: number;
+    /** Namespace-scoped endpointslices requests completed in the window, by verb. */
+    sidecarRequests: Record<string, number>;
+    /** Check that the counter sees the sidecars: namespace-scoped requests completed between
+     * setup and the window, by verb, and how many processes listed and watched then (each
+     * stopped but one, whose watch is still open). */
+    beforeWindow: { requests: Record<string, number>; processes: number };
+    openWatchesStart: Record<string, number>;
+    openWatchesEnd: Record<string, number>;
+    changesInWindow: number;
+    /** Seconds from the last change of the watched Service to the window's end. */
+    quietS: number;
+    perHourMeasured: number;
+    perHourAnalytical: number;
+  };
+  serving?: {
+    service: string;
+    endpoints: number;
+    bodyBytes: number;
+    durationS: number;
+    rounds: number;
+    connections: number;
+    threads: number;
+    probes: Record<string, ProbeResult>;
+    runs: ServingRun[];
+  };
+  scale?: {
+    /** Pods created for a Service: how long the writes took, and until its slices were ready. */
+    podCreation: PodCreation[];
+    cases: ScaleCase[];
+    selectorProbes?: SelectorProbe[];
+    /** Whether Deno's fetch sends URLs of 65,534 and 65,535 characters. */
+    fetchUrlLimit?: string;
+  };
+  notes: string[];
+}
