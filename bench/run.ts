@@ -41,6 +41,7 @@ import {
   writeKubeconfig,
 } from "../tests/support/cluster.ts";
 import {
+  childEnv,
   type PodMount,
   podMount,
   SIDECAR_PERMISSIONS,
@@ -248,13 +249,7 @@ async function startBare(
     ],
     cwd: ROOT,
     clearEnv: true,
-    env: {
-      PATH: Deno.env.get("PATH") ?? "",
-      HOME: "/nonexistent",
-      DENO_DIR: Deno.env.get("DENO_DIR") ?? `${Deno.env.get("HOME")}/.cache/deno`,
-      DENO_NO_UPDATE_CHECK: "1",
-      ...extra.env,
-    },
+    env: childEnv(extra.env),
     stdin: "null",
     stdout: "piped",
     stderr: "inherit",

@@ -75,7 +75,7 @@ export function createApi(cache: EndpointCache, options: ApiOptions): ApiHandler
       watchers.sse++;
       return sseResponse(cache, {
         select: (v) => ns === undefined || (v.namespace === ns && v.name === name),
-        render: (v) => JSON.stringify(serviceJson(cache, v, q)),
+        render: (v) => JSON.stringify(serviceJson(v, q)),
         lastEventId: lastId === null ? undefined : Number(lastId),
         onClose: () => watchers.sse--,
         signal: AbortSignal.any(signals(req, options)),
@@ -134,9 +134,7 @@ function serviceResponse(
   if (!memo) bodies.set(view, memo = new Map());
   let body = memo.get(key);
   if (body === undefined) {
-    body = o.q.format === "text"
-      ? textBody(view, o.q)
-      : JSON.stringify(serviceJson(cache, view, o.q));
+    body = o.q.format === "text" ? textBody(view, o.q) : JSON.stringify(serviceJson(view, o.q));
     // A few query shapes per view are common; more are computed per request.
     if (memo.size < 8) memo.set(key, body);
   }
@@ -152,7 +150,7 @@ function textBody(view: ServiceView, q: Query): string {
   return lines.length ? lines.join("\n") + "\n" : "";
 }
 
-function serviceJson(_cache: EndpointCache, view: ServiceView, q: Query): Record<string, unknown> {
+function serviceJson(view: ServiceView, q: Query): Record<string, unknown> {
   const endpoints = filterEndpoints(view.endpoints, q);
   const ports = new Map<string, PortView>();
   for (const e of view.endpoints) for (const p of e.ports) ports.set(`${p.name}/${p.port}`, p);

@@ -42,7 +42,8 @@ export class Metrics {
   inc(name: string, labels: Labels = {}, by = 1): void {
     const values = this.#counters.get(name);
     if (!values) throw new RangeError(`Metric ${name} is not declared`);
-    const key = labelText(labels);
+    // The key only needs to tell series apart; escaping waits for the scrape.
+    const key = Object.values(labels).join("\u0000");
     const cur = values.get(key);
     if (cur) cur[1] += by;
     else values.set(key, [labels, by]);
@@ -60,7 +61,7 @@ export class Metrics {
 
   /** Records one observation (seconds) in the request-latency histogram. */
   observe(name: string, labels: Labels, seconds: number): void {
-    const key = name + labelText(labels);
+    const key = `${name}\u0000${Object.values(labels).join("\u0000")}`;
     let h = this.#hist.get(key);
     if (!h) {
       h = { labels, counts: LATENCY_BUCKETS.map(() => 0), sum: 0, count: 0 };
@@ -87,7 +88,7 @@ export class Metrics {
       out.push(`# HELP ${name} ${f.help}`, `# TYPE ${name} ${f.type}`);
       if (f.type === "histogram") {
         for (const [key, h] of this.#hist) {
-          if (!key.startsWith(name)) continue;
+          if (!key.startsWith(`${name}\u0000`)) continue;
           LATENCY_BUCKETS.forEach((le, i) =>
             out.push(`${name}_bucket${labelText({ ...h.labels, le: String(le) })} ${h.counts[i]}`)
           );

@@ -11,6 +11,19 @@ export const SIDECAR_PERMISSIONS = ["--allow-net", "--allow-read", "--allow-env"
 
 const MAIN = new URL("../../main.ts", import.meta.url).pathname;
 
+/** The whole environment of a child Deno process: only `extra`, PATH and Deno's cache. */
+export function childEnv(extra: Record<string, string> = {}): Record<string, string> {
+  return {
+    PATH: Deno.env.get("PATH") ?? "",
+    // No HOME: the sidecar must not find a kubeconfig the test did not give it. Deno's module
+    // cache stays where the test runner's is, so the child does not download again.
+    HOME: "/nonexistent",
+    DENO_DIR: Deno.env.get("DENO_DIR") ?? `${Deno.env.get("HOME")}/.cache/deno`,
+    DENO_NO_UPDATE_CHECK: "1",
+    ...extra,
+  };
+}
+
 /** A running sidecar process. */
 export interface SidecarProcess {
   /** Base URL of its HTTP server, e.g. http://127.0.0.1:41234. */
@@ -60,15 +73,7 @@ export async function spawnSidecar(options: SpawnOptions = {}): Promise<SidecarP
       ...(options.args ?? []),
     ],
     clearEnv: true,
-    env: {
-      PATH: Deno.env.get("PATH") ?? "",
-      // No HOME: the sidecar must not find a kubeconfig the test did not give it. Deno's module
-      // cache stays where the test runner's is, so the child does not download again.
-      HOME: "/nonexistent",
-      DENO_DIR: Deno.env.get("DENO_DIR") ?? `${Deno.env.get("HOME")}/.cache/deno`,
-      DENO_NO_UPDATE_CHECK: "1",
-      ...options.env,
-    },
+    env: childEnv(options.env),
     stdin: "null",
     stdout: "piped",
     stderr: "piped",
