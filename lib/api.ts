@@ -9,6 +9,7 @@
  */
 import type { EndpointCache, ServiceView } from "./cache.ts";
 import type { EndpointView, PortView } from "./endpoints.ts";
+import type { HealthRegistry } from "./health.ts";
 import { errorResponse, etagMatches, jsonResponse } from "./http_util.ts";
 import { filterEndpoints, parseQuery, type Query, QueryError, targets } from "./query.ts";
 import { sseResponse } from "./sse.ts";
@@ -23,6 +24,8 @@ export interface ApiOptions {
   watchers: { sse: number; blocking: number };
   /** Ends SSE streams and blocking queries on shutdown. */
   signal?: AbortSignal;
+  /** The watches' health: when each namespace's view was last known current. */
+  health: HealthRegistry;
 }
 
 /** The /v1 routes: returns undefined for a path it does not serve. */
@@ -48,18 +51,21 @@ export function createApi(cache: EndpointCache, options: ApiOptions): ApiHandler
       if (e instanceof QueryError) return errorResponse(400, e.message);
       throw e;
     }
-    if (parts[1] === "services" && parts.length === 2) return listServices(cache, req);
+    if (parts[1] === "services" && parts.length === 2) {
+      return listServices(cache, req, options.health);
+    }
     if (parts[1] === "services" && parts.length === 4) {
       const [ns, name] = [parts[2]!, parts[3]!];
       if (!cache.watches(ns, name) && cache.synced(ns)) {
         return errorResponse(404, `Service ${ns}/${name} is not watched; see /v1/services`);
       }
-      if (q.index === undefined) return serviceResponse(cache, req, { ns, name, q });
+      const health = options.health;
+      if (q.index === undefined) return serviceResponse(cache, req, { ns, name, q, health });
       if (watchers.sse + watchers.blocking >= options.maxWatchers) return tooMany();
       watchers.blocking++;
       return block(cache, { ns, name, q, signal: AbortSignal.any(signals(req, options)) })
         .finally(() => watchers.blocking--)
-        .then(() => serviceResponse(cache, req, { ns, name, q }));
+        .then(() => serviceResponse(cache, req, { ns, name, q, health }));
     }
     if (parts[1] === "watch" && (parts.length === 2 || parts.length === 4)) {
       if (q.index !== undefined) {
@@ -120,13 +126,13 @@ const bodies = new WeakMap<ServiceView, Map<string, string>>();
 function serviceResponse(
   cache: EndpointCache,
   req: Request,
-  o: { ns: string; name: string; q: Query },
+  o: { ns: string; name: string; q: Query; health: HealthRegistry },
 ): Response {
   const view = cache.view(o.ns, o.name);
   if (!view) return errorResponse(503, `not ready: no complete list yet for namespace ${o.ns}`);
   const key = JSON.stringify({ ...o.q, index: undefined, waitMs: undefined });
   const etag = `"${view.namespace}/${view.name}@${view.resourceVersion}.${fnv1a(key)}"`;
-  const headers = freshness(cache, view.namespace, view.index, etag);
+  const headers = freshness(o.health, view.namespace, view.index, etag);
   if (etagMatches(req.headers.get("If-None-Match"), etag)) {
     return new Response(null, { status: 304, headers });
   }
@@ -182,11 +188,11 @@ function endpointJson(e: EndpointView): Record<string, unknown> {
   };
 }
 
-function listServices(cache: EndpointCache, req: Request): Response {
+function listServices(cache: EndpointCache, req: Request, health: HealthRegistry): Response {
   if (!cache.ready) return errorResponse(503, "not ready: no complete list yet");
   const views = cache.views();
   const etag = `"services@${cache.index}.${views.length}"`;
-  const headers = freshness(cache, undefined, cache.index, etag);
+  const headers = freshness(health, undefined, cache.index, etag);
   if (etagMatches(req.headers.get("If-None-Match"), etag)) {
     return new Response(null, { status: 304, headers });
   }
@@ -205,16 +211,16 @@ function listServices(cache: EndpointCache, req: Request): Response {
   return jsonResponse({ index: cache.index, services }, { headers });
 }
 
-/** ETag, index and staleness headers: when the namespace last heard from the API server. */
+/** ETag, index and staleness headers: when the namespace's view was last known current. */
 export function freshness(
-  cache: EndpointCache,
+  health: HealthRegistry,
   namespace: string | undefined,
   index: number,
   etag: string,
 ): Record<string, string> {
   const at = namespace === undefined
-    ? Math.min(...cache.health().map((h) => h.contactAt?.getTime() ?? 0))
-    : cache.contactAt(namespace)?.getTime() ?? 0;
+    ? Math.min(...health.all().map((h) => h.knownCurrentAt ?? 0))
+    : health.namespace(namespace)?.knownCurrentAt ?? 0;
   const headers: Record<string, string> = {
     ETag: etag,
     "X-Discovery-Index": String(index),

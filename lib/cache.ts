@@ -70,20 +70,6 @@ interface NamespaceState {
   synced: boolean;
   /** Newest resourceVersion seen in this namespace's slice stream. */
   resourceVersion: string;
-  /** Last time the API server told us something for this namespace (list, event, bookmark). */
-  contactAt?: Date;
-  /** Since when a watch of this namespace has been failing, and why. */
-  brokenSince?: Date;
-  lastError?: string;
-}
-
-/** Health of the watches of one namespace. */
-export interface NamespaceHealth {
-  namespace: string;
-  synced: boolean;
-  contactAt?: Date;
-  brokenSince?: Date;
-  lastError?: string;
 }
 
 /** Slices per namespace and merged views per watched Service. */
@@ -132,22 +118,6 @@ export class EndpointCache {
     return !!ns && ns.synced && ns.servicesSynced;
   }
 
-  /** Last time the API server was heard from for this namespace. */
-  contactAt(namespace: string): Date | undefined {
-    return this.#namespaces.get(namespace)?.contactAt;
-  }
-
-  /** Health of each namespace's watches. */
-  health(): NamespaceHealth[] {
-    return [...this.#namespaces].map(([namespace, s]) => ({
-      namespace,
-      synced: s.synced && s.servicesSynced,
-      contactAt: s.contactAt,
-      brokenSince: s.brokenSince,
-      lastError: s.lastError,
-    }));
-  }
-
   /** Whether a Service is watched (by name, by selector or as one of all). */
   watches(namespace: string, name: string): boolean {
     const ns = this.#namespaces.get(namespace);
@@ -192,10 +162,7 @@ export class EndpointCache {
       },
       replace: (items, rv) => this.#replace(namespace, items as V1EndpointSlice[], rv),
       apply: (type, item) => this.#apply(namespace, type, item as V1EndpointSlice),
-      touch: () => {
-        ns.contactAt = new Date();
-      },
-      health: (error) => this.#health(ns, error),
+      touch: () => {},
     };
   }
 
@@ -229,18 +196,7 @@ export class EndpointCache {
         update(item.metadata?.resourceVersion ?? ns.resourceVersion);
       },
       touch: () => {},
-      health: (error) => this.#health(ns, error),
     };
-  }
-
-  #health(ns: NamespaceState, error: string | undefined): void {
-    if (error === undefined) {
-      ns.brokenSince = undefined;
-      ns.lastError = undefined;
-    } else {
-      ns.brokenSince ??= new Date();
-      ns.lastError = error;
-    }
   }
 
   #state(namespace: string): NamespaceState {
@@ -257,7 +213,6 @@ export class EndpointCache {
     if (ns.watched.kind === "names") { for (const n of ns.watched.names) affected.add(n); }
     for (const n of ns.selected) affected.add(n);
     ns.synced = true;
-    ns.contactAt = new Date();
     ns.resourceVersion = resourceVersion;
     this.#rebuild(namespace, affected, resourceVersion);
   }
@@ -270,7 +225,6 @@ export class EndpointCache {
     if (old) { for (const n of servicesOf([old])) affected.add(n); }
     if (type === "DELETED") ns.slices.delete(sliceName);
     else ns.slices.set(sliceName, slice);
-    ns.contactAt = new Date();
     ns.resourceVersion = slice.metadata?.resourceVersion ?? ns.resourceVersion;
     this.#rebuild(namespace, affected, ns.resourceVersion);
   }

@@ -11,6 +11,7 @@
  */
 import type { V1ObjectMeta, V1Status } from "@kubernetes/client-node";
 import type { KubeConnection } from "./kube_client.ts";
+import { WatchHealth } from "./health.ts";
 import type { Logger } from "./log.ts";
 
 /** First backoff after an error; client-go's reflector uses the same 800 ms. */
@@ -84,8 +85,6 @@ export interface ReflectorStore {
   apply(type: string, item: KubeItem): void;
   /** A bookmark: the server was heard from, nothing changed. */
   touch(): void;
-  /** The watch failed (with why) or works again (undefined). */
-  health(error: string | undefined): void;
 }
 
 /** Options for {@linkcode Reflector}. */
@@ -112,6 +111,8 @@ export class Reflector {
   readonly stats: ReflectorStats = { lists: 0, watches: 0, expired: 0, events: 0, backoffMs: 0 };
   /** Metric labels: namespace and resource. */
   readonly labels: Record<string, string>;
+  /** Whether this watch is healthy, since when it is broken and why. */
+  readonly health: WatchHealth;
   #store: ReflectorStore;
   #o: Required<Omit<ReflectorOptions, "labelSelector" | "resource">> & { labelSelector?: string };
   #base: string;
@@ -132,6 +133,7 @@ export class Reflector {
     this.#base = `${prefix}/namespaces/${encodeURIComponent(options.namespace)}/${r.plural}`;
     this.#kind = r.group ? `${r.plural}.${r.group}` : r.plural;
     this.labels = { namespace: options.namespace, resource: this.#kind };
+    this.health = new WatchHealth(this.labels as { namespace: string; resource: string });
   }
 
   /** Runs until `signal` aborts: list, watch, relist on 410, back off on errors. */
@@ -161,7 +163,7 @@ export class Reflector {
           rv = undefined;
           continue;
         }
-        this.#store.health(this.stats.lastError);
+        this.health.broken(this.stats.lastError);
         if (isUnauthorized(e)) this.#o.connection.unauthorized();
         // Not an answer of the API server: the connection itself failed or went silent.
         if (!(e instanceof ApiError)) this.#o.connection.reset();
@@ -212,7 +214,7 @@ export class Reflector {
     const first = !this.#store.synced;
     this.stats.lists++;
     this.#store.replace(items, rv);
-    this.#store.health(undefined);
+    this.health.heard();
     this.#o.log.log("info", first ? "synced" : "relisted", {
       namespace: this.#o.namespace,
       resource: this.#kind,
@@ -251,7 +253,6 @@ export class Reflector {
       );
       if (!resp.ok) throw await apiError(resp);
       if (!resp.body) throw new Error("watch response has no body");
-      this.#store.health(undefined);
       let buf = "";
       for await (const chunk of resp.body.pipeThrough(new TextDecoderStream())) {
         arm();
@@ -286,6 +287,7 @@ export class Reflector {
     const item = ev.object as KubeItem;
     const rv = item.metadata?.resourceVersion;
     this.stats.lastEventAt = new Date();
+    this.health.heard();
     if (ev.type === "BOOKMARK") {
       this.#store.touch();
     } else {

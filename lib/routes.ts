@@ -8,6 +8,7 @@
  */
 import { type ApiOptions, createApi, freshness } from "./api.ts";
 import type { EndpointCache } from "./cache.ts";
+import { HealthRegistry } from "./health.ts";
 import { errorResponse, etagMatches, jsonResponse } from "./http_util.ts";
 import type { Metrics } from "./metrics.ts";
 
@@ -29,7 +30,9 @@ export function createHandler(
   options: HandlerOptions = {},
 ): (req: Request) => Response | Promise<Response> {
   const { primary, metrics } = options;
+  const health = options.health ?? new HealthRegistry();
   const api = createApi(cache, {
+    health,
     self: options.self ?? {},
     maxWatchers: options.maxWatchers ?? 1000,
     watchers: options.watchers ?? { sse: 0, blocking: 0 },
@@ -46,7 +49,7 @@ export function createHandler(
   const routes: Record<string, (req: Request) => Response> = {
     "/health": () => text("ok"),
     "/livez": () => text("ok"),
-    "/readyz": () => readyz(cache, options.readyMaxStalenessMs ?? 0),
+    "/readyz": () => readyz(cache, health, options.readyMaxStalenessMs ?? 0),
     "/metrics": () =>
       new Response(metrics?.render() ?? "", {
         headers: { "Content-Type": "text/plain; version=0.0.4; charset=utf-8" },
@@ -56,7 +59,7 @@ export function createHandler(
       const view = cache.view(primary.namespace, primary.name);
       if (!view) return notSynced(`${primary.namespace}/${primary.name}`);
       const etag = `"${view.namespace}/${view.name}@${view.resourceVersion}"`;
-      const headers = freshness(cache, view.namespace, view.index, etag);
+      const headers = freshness(health, view.namespace, view.index, etag);
       if (etagMatches(req.headers.get("If-None-Match"), etag)) {
         return new Response(null, { status: 304, headers });
       }
@@ -64,9 +67,9 @@ export function createHandler(
     },
     "/endpoints/last_updated": () => {
       if (!primary) return noPrimary();
-      const at = cache.contactAt(primary.namespace);
-      if (!at) return notSynced(`${primary.namespace}/${primary.name}`);
-      return jsonResponse({ lastUpdated: at.toISOString() });
+      const at = health.namespace(primary.namespace)?.knownCurrentAt;
+      if (at === undefined) return notSynced(`${primary.namespace}/${primary.name}`);
+      return jsonResponse({ lastUpdated: new Date(at).toISOString() });
     },
   };
   routes["/endpoints/"] = routes["/endpoints"]!;
@@ -101,15 +104,16 @@ export function createHandler(
   };
 }
 
-function readyz(cache: EndpointCache, maxStalenessMs: number): Response {
+function readyz(cache: EndpointCache, health: HealthRegistry, maxStalenessMs: number): Response {
   if (!cache.ready) return errorResponse(503, "not ready: waiting for the first complete list");
   if (maxStalenessMs > 0) {
-    for (const h of cache.health()) {
-      if (h.brokenSince && Date.now() - h.brokenSince.getTime() > maxStalenessMs) {
+    for (const h of health.all()) {
+      if (h.brokenSince !== undefined && Date.now() - h.brokenSince > maxStalenessMs) {
         return errorResponse(
           503,
           `stale: the watch of namespace ${h.namespace} has been broken since ` +
-            `${h.brokenSince.toISOString()} (${h.lastError}); the last good view is still served`,
+            `${new Date(h.brokenSince).toISOString()} (${h.lastError}); ` +
+            "the last good view is still served",
         );
       }
     }

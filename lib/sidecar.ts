@@ -7,6 +7,7 @@
  */
 import { EndpointCache, SERVICE_NAME_LABEL, type Watched } from "./cache.ts";
 import type { Config } from "./config.ts";
+import { HealthRegistry } from "./health.ts";
 import { connect, type KubeConnection } from "./kube_client.ts";
 import type { Logger } from "./log.ts";
 import { Metrics } from "./metrics.ts";
@@ -83,6 +84,8 @@ export async function startSidecar(config: Config, options: SidecarOptions): Pro
       );
     }
   }
+  const health = new HealthRegistry();
+  for (const r of reflectors) health.add(r.health);
   const watchers = { sse: 0, blocking: 0 };
   const metrics = sidecarMetrics(cache, reflectors, watchers);
   const first = config.services[0];
@@ -94,6 +97,7 @@ export async function startSidecar(config: Config, options: SidecarOptions): Pro
     signal,
     readyMaxStalenessMs: config.readyMaxStalenessMs,
     metrics,
+    health,
   });
   const server = Deno.serve({
     hostname: config.listenAddress,

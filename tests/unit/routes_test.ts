@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import type { V1EndpointSlice } from "@kubernetes/client-node";
 import { EndpointCache } from "../../lib/cache.ts";
+import { HealthRegistry, WatchHealth } from "../../lib/health.ts";
 import { createHandler } from "../../lib/routes.ts";
 
 const web = { namespace: "ns", name: "web" };
@@ -20,10 +21,22 @@ function sliceFor(service: string, ips: string[], rv: string): V1EndpointSlice {
 
 function setup() {
   const cache = new EndpointCache(new Map([["ns", { kind: "names", names: ["web"] }]]));
-  const handler = createHandler(cache, { primary: web });
+  const health = new HealthRegistry();
+  const watch = new WatchHealth({ namespace: "ns", resource: "endpointslices" });
+  health.add(watch);
+  const handler = createHandler(cache, { primary: web, health });
   const get = (path: string, headers: HeadersInit = {}, method = "GET") =>
     handler(new Request(`http://localhost${path}`, { method, headers })) as Response;
-  return { cache, get, store: cache.sliceStore("ns") };
+  const slices = cache.sliceStore("ns");
+  // As the reflector does: a complete list makes the watch healthy.
+  const store = {
+    ...slices,
+    replace: (...a: Parameters<typeof slices.replace>) => {
+      slices.replace(...a);
+      watch.heard();
+    },
+  };
+  return { cache, get, store, watch };
 }
 
 Deno.test("before the first list /endpoints answers 503 with a JSON error, not an empty object", async () => {
