@@ -28,18 +28,22 @@ export class ServiceView {
   readonly changedAt: Date;
   /** The merged, de-duplicated endpoints. */
   readonly endpoints: readonly EndpointView[];
+  /** True for a tombstone: the Service left the view (no longer selected, or gone), at `index`;
+   * listeners get it once, readers never see it as a current view. */
+  readonly removed: boolean;
   #v1Body?: string;
 
   /** Makes a view; `index` is parsed from `resourceVersion`. */
   constructor(
     key: { namespace: string; name: string },
-    state: { resourceVersion: string; endpoints: EndpointView[] },
+    state: { resourceVersion: string; endpoints: EndpointView[]; removed?: boolean },
   ) {
     this.namespace = key.namespace;
     this.name = key.name;
     this.resourceVersion = state.resourceVersion;
     this.index = Number(state.resourceVersion) || 0;
     this.endpoints = state.endpoints;
+    this.removed = state.removed ?? false;
     this.changedAt = new Date();
   }
 
