@@ -1,75 +1,38 @@
 /**
- * The endpoint cache: the EndpointSlices the watch loops have seen, per namespace, and for each
- * watched Service an immutable merged view that is rebuilt only when the Service's endpoints
- * change. Which Services are watched is fixed (a list of names), every Service of the namespace,
- * or decided by a Service watch (a label selector). HTTP handlers read views and never call the
- * API server; serialized bodies are made once per view, not per request.
+ * The slice store: the EndpointSlices the watch loops have seen, per namespace, and for each
+ * watched Service an immutable merged {@linkcode ServiceView}, rebuilt only when the Service's
+ * endpoints change. A Service that stops being served (gone, or no longer selected) is announced
+ * once as a tombstone and dropped. The index a reader sees never goes backwards within the
+ * process. Which Services are watched is the {@linkcode Selection}'s concern; listeners are a
+ * {@linkcode ChangeFeed}.
  *
  * @module
  */
 import type { V1EndpointSlice } from "@kubernetes/client-node";
-import { compareKeys, type EndpointView, mergeSlices, renderV1Endpoints } from "./endpoints.ts";
-import type { KubeItem, ReflectorStore } from "./reflector.ts";
+import { ChangeFeed } from "./change_feed.ts";
+import { compareKeys, mergeSlices } from "./endpoints.ts";
+import type { Logger } from "./log.ts";
+import type { ReflectorStore } from "./reflector.ts";
+import { Selection, type Watched } from "./selection.ts";
+import { ServiceView } from "./service_view.ts";
+
+export { ServiceView } from "./service_view.ts";
+export type { Watched } from "./selection.ts";
 
 /** The label that ties an EndpointSlice to its Service. */
 export const SERVICE_NAME_LABEL = "kubernetes.io/service-name";
 
-/** One Service's endpoints at one point in time. Never mutated: a change makes a new view. */
-export class ServiceView {
-  /** Namespace of the Service. */
-  readonly namespace: string;
-  /** Name of the Service. */
-  readonly name: string;
-  /** resourceVersion of the change (or list) that made this view. */
-  readonly resourceVersion: string;
-  /** Monotonic change index, the resourceVersion as a number. */
-  readonly index: number;
-  /** When this view was made (the Service's endpoints last changed). */
-  readonly changedAt: Date;
-  /** The merged, de-duplicated endpoints. */
-  readonly endpoints: readonly EndpointView[];
-  /** True for a tombstone: the Service left the view (no longer selected, or gone), at `index`;
-   * listeners get it once, readers never see it as a current view. */
-  readonly removed: boolean;
-  #v1Body?: string;
-
-  /** Makes a view; `index` is parsed from `resourceVersion`. */
-  constructor(
-    key: { namespace: string; name: string },
-    state: { resourceVersion: string; endpoints: EndpointView[]; removed?: boolean },
-  ) {
-    this.namespace = key.namespace;
-    this.name = key.name;
-    this.resourceVersion = state.resourceVersion;
-    this.index = Number(state.resourceVersion) || 0;
-    this.endpoints = state.endpoints;
-    this.removed = state.removed ?? false;
-    this.changedAt = new Date();
-  }
-
-  /** The v1 Endpoints JSON body, serialized on first use and kept. */
-  get v1Body(): string {
-    return this.#v1Body ??= JSON.stringify(renderV1Endpoints(
-      { name: this.name, namespace: this.namespace, resourceVersion: this.resourceVersion },
-      [...this.endpoints],
-    ));
-  }
-}
-
-/** Called with the views that changed, after each change. */
+/** Called with the views that changed (tombstones included), after each change. */
 export type ChangeListener = (changed: ServiceView[]) => void;
 
-/** Which Services of a namespace are watched: named ones, all, or those a selector picks. */
-export type Watched =
-  | { kind: "names"; names: string[] }
-  | { kind: "all" }
-  | { kind: "selector"; selector: string };
+/** Options for {@linkcode EndpointCache}. */
+export interface CacheOptions {
+  /** Where a relist older than the served view and a missing Service are reported. Default:
+   * nowhere. */
+  log?: Logger;
+}
 
-interface NamespaceState {
-  watched: Watched;
-  /** Names picked by the Service watch (selector mode). */
-  selected: Set<string>;
-  servicesSynced: boolean;
+interface SliceState {
   slices: Map<string, V1EndpointSlice>;
   synced: boolean;
   /** Newest resourceVersion seen in this namespace's slice stream. */
@@ -78,83 +41,79 @@ interface NamespaceState {
 
 /** Slices per namespace and merged views per watched Service. */
 export class EndpointCache {
-  #namespaces = new Map<string, NamespaceState>();
+  #selection: Selection;
+  #namespaces = new Map<string, SliceState>();
   #views = new Map<string, ServiceView>();
-  #listeners = new Set<ChangeListener>();
+  #feed = new ChangeFeed<ServiceView[]>();
+  #log?: Logger;
+  /** Highest index handed out: what /v1/services shows; only grows. */
+  #index = 0;
+  /** Moves on every change of the set of views. */
+  #generation = 0;
+  /** Named Services already reported as having no EndpointSlices. */
+  #saidEmpty = new Set<string>();
 
   /** A cache for these namespaces, each with what is watched in it. */
-  constructor(namespaces: Map<string, Watched>) {
-    for (const [ns, watched] of namespaces) {
-      this.#namespaces.set(ns, {
-        watched,
-        selected: new Set(),
-        servicesSynced: watched.kind !== "selector",
-        slices: new Map(),
-        synced: false,
-        resourceVersion: "0",
-      });
+  constructor(namespaces: Map<string, Watched>, options: CacheOptions = {}) {
+    this.#selection = new Selection(namespaces);
+    this.#log = options.log;
+    for (const ns of namespaces.keys()) {
+      this.#namespaces.set(ns, { slices: new Map(), synced: false, resourceVersion: "0" });
     }
   }
 
-  /** The namespaces this cache covers, with what is watched in each. */
-  get namespaces(): Map<string, Watched> {
-    return new Map([...this.#namespaces].map(([ns, s]) => [ns, s.watched]));
+  /** Which Services are watched. */
+  get selection(): Selection {
+    return this.#selection;
   }
 
   /** True once every namespace has had one complete list (of Services too, in selector mode). */
   get ready(): boolean {
-    for (const ns of this.#namespaces.values()) {
-      if (!ns.synced || !ns.servicesSynced) return false;
-    }
+    for (const ns of this.#namespaces.keys()) if (!this.synced(ns)) return false;
     return true;
   }
 
-  /** The largest index of any view: moves whenever any watched Service changes. */
+  /** The highest index handed out so far, tombstones included: never goes backwards. */
   get index(): number {
-    let max = 0;
-    for (const v of this.#views.values()) max = Math.max(max, v.index);
-    return max;
+    return this.#index;
+  }
+
+  /** Moves on every change of any view (and of the set of views): the list's ETag. */
+  get generation(): number {
+    return this.#generation;
   }
 
   /** Whether this namespace has had one complete list. */
   synced(namespace: string): boolean {
-    const ns = this.#namespaces.get(namespace);
-    return !!ns && ns.synced && ns.servicesSynced;
+    return !!this.#namespaces.get(namespace)?.synced && this.#selection.synced(namespace);
   }
 
-  /** Whether a Service is watched (by name, by selector or as one of all). */
+  /** Whether this namespace is watched at all. */
+  watchesNamespace(namespace: string): boolean {
+    return this.#selection.watchesNamespace(namespace);
+  }
+
+  /** Whether a Service is watched, as far as the configuration (and selector) can tell. */
   watches(namespace: string, name: string): boolean {
-    const ns = this.#namespaces.get(namespace);
-    if (!ns) return false;
-    switch (ns.watched.kind) {
-      case "names":
-        return ns.watched.names.includes(name);
-      case "all":
-        return true;
-      case "selector":
-        return ns.selected.has(name);
-    }
+    return this.#selection.watches(namespace, name);
   }
 
-  /** The current view of a watched Service; undefined until its namespace is synced. */
+  /** The current view of a Service; undefined until its namespace is synced, and for a Service
+   * that is not served (not watched, or in all-services/selector mode, without slices). */
   view(namespace: string, name: string): ServiceView | undefined {
     if (!this.synced(namespace)) return undefined;
-    return this.#views.get(`${namespace}/${name}`) ??
-      (this.watches(namespace, name)
-        ? new ServiceView({ namespace, name }, { resourceVersion: "0", endpoints: [] })
-        : undefined);
+    return this.#views.get(`${namespace}/${name}`);
   }
 
-  /** Every current view of a watched Service, sorted by namespace and name. */
+  /** Every current view, sorted by namespace and name. */
   views(): ServiceView[] {
-    return [...this.#views.values()].filter((v) => this.watches(v.namespace, v.name))
+    return [...this.#views.values()]
       .sort((a, b) => compareKeys(a.namespace, b.namespace) || compareKeys(a.name, b.name));
   }
 
   /** Subscribes to changes; returns the function that unsubscribes. */
   subscribe(listener: ChangeListener): () => void {
-    this.#listeners.add(listener);
-    return () => this.#listeners.delete(listener);
+    return this.#feed.subscribe(listener);
   }
 
   /** The store a namespace's EndpointSlice reflector writes into. */
@@ -172,50 +131,48 @@ export class EndpointCache {
 
   /** The store a namespace's Service reflector writes into (selector mode). */
   serviceStore(namespace: string): ReflectorStore {
-    const ns = this.#state(namespace);
-    const names = new Map<string, string>();
-    const update = (rv: string) => {
-      const before = ns.selected;
-      ns.selected = new Set(names.values());
-      const affected = new Set([...before, ...ns.selected]);
-      for (const name of before) {
-        if (!ns.selected.has(name)) this.#views.delete(`${namespace}/${name}`);
+    return this.#selection.store(namespace, (ns, change) => {
+      if (change.relist) {
+        this.#checkRelist(ns, "services", this.#selection.resourceVersion(ns), change);
       }
-      if (ns.synced) this.#rebuild(namespace, affected, rv);
-    };
-    return {
-      get synced() {
-        return ns.servicesSynced;
-      },
-      replace: (items, rv) => {
-        names.clear();
-        for (const s of items) names.set(s.metadata?.uid ?? "", s.metadata?.name ?? "");
-        ns.servicesSynced = true;
-        update(rv);
-      },
-      apply: (type, item: KubeItem) => {
-        const uid = item.metadata?.uid ?? "";
-        if (type === "DELETED") names.delete(uid);
-        else names.set(uid, item.metadata?.name ?? "");
-        update(item.metadata?.resourceVersion ?? ns.resourceVersion);
-      },
-      touch: () => {},
-    };
+      if (this.#state(ns).synced) this.#rebuild(ns, change.names, change.resourceVersion);
+    });
   }
 
-  #state(namespace: string): NamespaceState {
+  #state(namespace: string): SliceState {
     const ns = this.#namespaces.get(namespace);
     if (!ns) throw new RangeError(`Namespace ${namespace} is not watched by this cache`);
     return ns;
   }
 
+  /** A relist older than what this stream stored means the store itself went back (an etcd
+   * restore): say so; indexes keep moving forward regardless. */
+  #checkRelist(
+    namespace: string,
+    resource: string,
+    before: string,
+    change: { resourceVersion: string },
+  ): void {
+    if (Number(change.resourceVersion) >= Number(before)) return;
+    this.#log?.log("warn", "relist is older than the served view", {
+      namespace,
+      resource,
+      resourceVersion: change.resourceVersion,
+      served: before,
+      note: "the API server's store went back (an etcd restore?); indexes keep moving forward",
+    });
+  }
+
   #replace(namespace: string, slices: V1EndpointSlice[], resourceVersion: string): void {
     const ns = this.#state(namespace);
+    if (ns.synced) {
+      this.#checkRelist(namespace, "endpointslices", ns.resourceVersion, { resourceVersion });
+    }
     const affected = new Set(servicesOf(ns.slices.values()));
     ns.slices = new Map(slices.map((s) => [s.metadata?.name ?? "", s]));
     for (const name of servicesOf(ns.slices.values())) affected.add(name);
-    if (ns.watched.kind === "names") { for (const n of ns.watched.names) affected.add(n); }
-    for (const n of ns.selected) affected.add(n);
+    for (const name of this.#selection.names(namespace)) affected.add(name);
+    for (const v of this.#views.values()) if (v.namespace === namespace) affected.add(v.name);
     ns.synced = true;
     ns.resourceVersion = resourceVersion;
     this.#rebuild(namespace, affected, resourceVersion);
@@ -234,30 +191,71 @@ export class EndpointCache {
   }
 
   #rebuild(namespace: string, names: Set<string>, resourceVersion: string): void {
-    const ns = this.#state(namespace);
+    if (!this.synced(namespace)) return;
     const changed: ServiceView[] = [];
-    // One pass over the namespace's slices, however many Services changed (a relist of a
-    // namespace of 1,000 Services would otherwise scan every slice 1,000 times).
+    const bySvc = this.#slicesByService(namespace, names);
+    for (const name of names) {
+      const key = `${namespace}/${name}`;
+      const before = this.#views.get(key);
+      const slices = bySvc.get(name);
+      const served = this.#selection.watches(namespace, name) &&
+        (slices !== undefined || this.#selection.keepsEmpty(namespace));
+      if (!served) {
+        if (!before) continue;
+        this.#views.delete(key);
+        changed.push(
+          new ServiceView({ namespace, name }, {
+            resourceVersion,
+            endpoints: [],
+            index: this.#nextIndex(resourceVersion, before),
+            removed: true,
+          }),
+        );
+        continue;
+      }
+      if (!slices) this.#sayEmpty(key);
+      const endpoints = mergeSlices(slices ?? []);
+      if (before && JSON.stringify(before.endpoints) === JSON.stringify(endpoints)) continue;
+      const index = this.#nextIndex(resourceVersion, before);
+      const view = new ServiceView({ namespace, name }, { resourceVersion, endpoints, index });
+      this.#views.set(key, view);
+      changed.push(view);
+    }
+    if (changed.length === 0) return;
+    this.#generation++;
+    this.#feed.publish(changed);
+  }
+
+  /** One pass over the namespace's slices, however many Services changed (a relist of a
+   * namespace of 1,000 Services would otherwise scan every slice 1,000 times). */
+  #slicesByService(namespace: string, names: Set<string>): Map<string, V1EndpointSlice[]> {
     const bySvc = new Map<string, V1EndpointSlice[]>();
-    for (const s of ns.slices.values()) {
+    for (const s of this.#state(namespace).slices.values()) {
       const name = s.metadata?.labels?.[SERVICE_NAME_LABEL];
       if (!name || !names.has(name)) continue;
       const list = bySvc.get(name);
       if (list) list.push(s);
       else bySvc.set(name, [s]);
     }
-    for (const name of names) {
-      if (!this.watches(namespace, name)) continue;
-      const endpoints = mergeSlices(bySvc.get(name) ?? []);
-      const key = `${namespace}/${name}`;
-      const before = this.#views.get(key);
-      if (before && JSON.stringify(before.endpoints) === JSON.stringify(endpoints)) continue;
-      const view = new ServiceView({ namespace, name }, { resourceVersion, endpoints });
-      this.#views.set(key, view);
-      changed.push(view);
-    }
-    if (changed.length === 0) return;
-    for (const l of this.#listeners) l(changed);
+    return bySvc;
+  }
+
+  /** The index of a new view: its resourceVersion, unless that is not past the view it replaces
+   * (the store went back, or an event came twice): then just past everything handed out. */
+  #nextIndex(resourceVersion: string, before: ServiceView | undefined): number {
+    let index = Number(resourceVersion) || 0;
+    if (before && index <= before.index) index = this.#index + 1;
+    this.#index = Math.max(this.#index, index);
+    return index;
+  }
+
+  #sayEmpty(key: string): void {
+    if (this.#saidEmpty.has(key)) return;
+    this.#saidEmpty.add(key);
+    this.#log?.log("info", "watched Service has no EndpointSlices", {
+      service: key,
+      note: "served empty until it appears; check the name if it should exist",
+    });
   }
 }
 
