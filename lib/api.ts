@@ -2,16 +2,18 @@
  * The versioned JSON API beside the seed routes: the watched Services
  * (`GET /v1/services`), one Service with filters (`GET /v1/services/{namespace}/{name}`),
  * blocking queries (`?index=&wait=`) and Server-Sent Events (`GET /v1/watch[/{ns}/{name}]`).
- * Every answer carries an ETag made from resourceVersions and the change index in
- * `X-Discovery-Index`. See docs/api.md.
+ * Every answer carries an ETag from the one builder (lib/etag.ts) and the change index in
+ * `X-Discovery-Index`; what is not watched answers 404 naming what is. See docs/api.md.
  *
  * @module
  */
 import type { EndpointCache, ServiceView } from "./cache.ts";
 import type { EndpointView, PortView } from "./endpoints.ts";
+import { etag as etagOf } from "./etag.ts";
 import type { HealthRegistry } from "./health.ts";
 import { errorResponse, etagMatches, jsonResponse } from "./http_util.ts";
 import { filterEndpoints, parseQuery, type Query, QueryError, targets } from "./query.ts";
+import { countEndpoints } from "./service_view.ts";
 import { sseResponse } from "./sse.ts";
 
 /** Options for {@linkcode createApi}. */
@@ -22,7 +24,8 @@ export interface ApiOptions {
   maxWatchers: number;
   /** Counts open SSE streams and blocking queries, for metrics. */
   watchers: { sse: number; blocking: number };
-  /** Ends SSE streams and blocking queries on shutdown. */
+  /** The drain signal: aborted on shutdown before the HTTP server stops, it ends blocking
+   * queries with the current state and SSE streams with their final event. */
   signal?: AbortSignal;
   /** The watches' health: when each namespace's view was last known current. */
   health: HealthRegistry;
@@ -56,16 +59,17 @@ export function createApi(cache: EndpointCache, options: ApiOptions): ApiHandler
     }
     if (parts[1] === "services" && parts.length === 4) {
       const [ns, name] = [parts[2]!, parts[3]!];
-      if (!cache.watches(ns, name) && cache.synced(ns)) {
-        return errorResponse(404, `Service ${ns}/${name} is not watched; see /v1/services`);
-      }
+      const notWatched = unwatched(cache, ns, name);
+      if (notWatched) return notWatched;
       const health = options.health;
       if (q.index === undefined) return serviceResponse(cache, req, { ns, name, q, health });
       if (watchers.sse + watchers.blocking >= options.maxWatchers) return tooMany();
       watchers.blocking++;
       return block(cache, { ns, name, q, signal: AbortSignal.any(signals(req, options)) })
         .finally(() => watchers.blocking--)
-        .then(() => serviceResponse(cache, req, { ns, name, q, health }));
+        .then((gone) =>
+          gone ? goneResponse(gone) : serviceResponse(cache, req, { ns, name, q, health })
+        );
     }
     if (parts[1] === "watch" && (parts.length === 2 || parts.length === 4)) {
       if (q.index !== undefined) {
@@ -95,28 +99,60 @@ function signals(req: Request, options: ApiOptions): AbortSignal[] {
   return options.signal ? [req.signal, options.signal] : [req.signal];
 }
 
-/** Waits while the Service's index equals `q.index`, for at most `q.waitMs` (plus jitter). An
- * index that moved, either way (a relist may move it back), answers at once, as Consul does. */
+/** 404 for a namespace or Service that is not served, naming what is; undefined when it is. */
+function unwatched(cache: EndpointCache, ns: string, name: string): Response | undefined {
+  const what = cache.selection.describe();
+  if (!cache.watchesNamespace(ns)) {
+    return errorResponse(404, `namespace ${ns} is not watched; watched: ${what}`);
+  }
+  if (!cache.synced(ns)) return undefined;
+  if (!cache.watches(ns, name)) {
+    return errorResponse(404, `Service ${ns}/${name} is not watched; watched: ${what}`);
+  }
+  if (!cache.view(ns, name)) {
+    return errorResponse(
+      404,
+      `Service ${ns}/${name} has no EndpointSlices (it does not exist, or is gone); watched: ${what}`,
+    );
+  }
+  return undefined;
+}
+
+/** 404 for a Service that went away while a blocking query waited on it. */
+function goneResponse(tombstone: ServiceView): Response {
+  return errorResponse(
+    404,
+    `Service ${tombstone.namespace}/${tombstone.name} is gone: no longer selected, or deleted`,
+    { "X-Discovery-Index": String(tombstone.index), "Cache-Control": "no-cache" },
+  );
+}
+
+/** Waits while the Service's index equals `q.index`, for at most `q.waitMs` (plus jitter); an
+ * index that differs answers at once, as Consul does. Resolves with the tombstone when the
+ * Service went away meanwhile; the drain signal (shutdown) ends the wait with the current state. */
 function block(
   cache: EndpointCache,
   o: { ns: string; name: string; q: Query; signal: AbortSignal },
-): Promise<void> {
+): Promise<ServiceView | undefined> {
   const view = cache.view(o.ns, o.name);
-  if (view && view.index !== o.q.index) return Promise.resolve();
+  if (view && view.index !== o.q.index) return Promise.resolve(undefined);
+  if (o.signal.aborted) return Promise.resolve(undefined);
   return new Promise((resolve) => {
     // Consul adds up to wait/16 so that many clients with the same wait do not return together.
     const wait = o.q.waitMs! + Math.random() * (o.q.waitMs! / 16);
-    const done = () => {
+    const done = (gone?: ServiceView) => {
       clearTimeout(timer);
       unsubscribe();
-      o.signal.removeEventListener("abort", done);
-      resolve();
+      o.signal.removeEventListener("abort", onAbort);
+      resolve(gone);
     };
+    const onAbort = () => done();
     const timer = setTimeout(done, wait);
     const unsubscribe = cache.subscribe((changed) => {
-      if (changed.some((v) => v.namespace === o.ns && v.name === o.name)) done();
+      const mine = changed.find((v) => v.namespace === o.ns && v.name === o.name);
+      if (mine) done(mine.removed ? mine : undefined);
     });
-    o.signal.addEventListener("abort", done, { once: true });
+    o.signal.addEventListener("abort", onAbort, { once: true });
   });
 }
 
@@ -128,10 +164,13 @@ function serviceResponse(
   req: Request,
   o: { ns: string; name: string; q: Query; health: HealthRegistry },
 ): Response {
+  if (!cache.synced(o.ns)) {
+    return errorResponse(503, `not ready: no complete list yet for namespace ${o.ns}`);
+  }
   const view = cache.view(o.ns, o.name);
-  if (!view) return errorResponse(503, `not ready: no complete list yet for namespace ${o.ns}`);
+  if (!view) return unwatched(cache, o.ns, o.name)!;
   const key = JSON.stringify({ ...o.q, index: undefined, waitMs: undefined });
-  const etag = `"${view.namespace}/${view.name}@${view.resourceVersion}.${fnv1a(key)}"`;
+  const etag = etagOf(view.generation, key);
   const headers = freshness(o.health, view.namespace, view.index, etag);
   if (etagMatches(req.headers.get("If-None-Match"), etag)) {
     return new Response(null, { status: 304, headers });
@@ -191,7 +230,7 @@ function endpointJson(e: EndpointView): Record<string, unknown> {
 function listServices(cache: EndpointCache, req: Request, health: HealthRegistry): Response {
   if (!cache.ready) return errorResponse(503, "not ready: no complete list yet");
   const views = cache.views();
-  const etag = `"services@${cache.index}.${views.length}"`;
+  const etag = etagOf(`services.${cache.generation}`);
   const headers = freshness(health, undefined, cache.index, etag);
   if (etagMatches(req.headers.get("If-None-Match"), etag)) {
     return new Response(null, { status: 304, headers });
@@ -201,12 +240,7 @@ function listServices(cache: EndpointCache, req: Request, health: HealthRegistry
     name: v.name,
     index: v.index,
     lastUpdated: v.changedAt.toISOString(),
-    endpoints: {
-      ready: v.endpoints.filter((e) => e.ready).length,
-      serving: v.endpoints.filter((e) => e.serving).length,
-      terminating: v.endpoints.filter((e) => e.terminating).length,
-      total: v.endpoints.length,
-    },
+    endpoints: countEndpoints(v.endpoints),
   }));
   return jsonResponse({ index: cache.index, services }, { headers });
 }
@@ -231,14 +265,4 @@ export function freshness(
     headers["X-Discovery-Age-Seconds"] = String(Math.max(0, Math.floor((Date.now() - at) / 1000)));
   }
   return headers;
-}
-
-/** 32-bit FNV-1a of a string, hex: tells query shapes apart inside an ETag. */
-function fnv1a(s: string): string {
-  let h = 0x811c9dc5;
-  for (let i = 0; i < s.length; i++) {
-    h ^= s.charCodeAt(i);
-    h = Math.imul(h, 0x01000193);
-  }
-  return (h >>> 0).toString(16);
 }

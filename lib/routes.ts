@@ -8,6 +8,7 @@
  */
 import { type ApiOptions, createApi, freshness } from "./api.ts";
 import type { EndpointCache } from "./cache.ts";
+import { etag as etagOf } from "./etag.ts";
 import { HealthRegistry } from "./health.ts";
 import { errorResponse, etagMatches, jsonResponse } from "./http_util.ts";
 import type { Metrics } from "./metrics.ts";
@@ -58,7 +59,7 @@ export function createHandler(
       if (!primary) return noPrimary();
       const view = cache.view(primary.namespace, primary.name);
       if (!view) return notSynced(`${primary.namespace}/${primary.name}`);
-      const etag = `"${view.namespace}/${view.name}@${view.resourceVersion}"`;
+      const etag = etagOf(view.generation);
       const headers = freshness(health, view.namespace, view.index, etag);
       if (etagMatches(req.headers.get("If-None-Match"), etag)) {
         return new Response(null, { status: 304, headers });
