@@ -5,7 +5,7 @@
  * @module
  */
 import { ConfigError, helpText, loadConfig } from "./lib/config.ts";
-import { createLogger } from "./lib/log.ts";
+import { captureConsole, createLogger } from "./lib/log.ts";
 import { startSidecar } from "./lib/sidecar.ts";
 
 /** How long a graceful stop may take before the process exits anyway. */
@@ -31,6 +31,8 @@ async function main(): Promise<number> {
     const config = loadConfig(Deno.args);
     const log = createLogger(config.logLevel);
     const sidecar = await startSidecar(config, { log, signal: controller.signal });
+    // From here on the log is JSON only: what the runtime prints goes through it too.
+    captureConsole(log);
     await sidecar.finished;
     log.log("info", "stopped", {});
     return 0;

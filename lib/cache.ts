@@ -193,6 +193,7 @@ export class EndpointCache {
   #rebuild(namespace: string, names: Set<string>, resourceVersion: string): void {
     if (!this.synced(namespace)) return;
     const changed: ServiceView[] = [];
+    const empty: string[] = [];
     const bySvc = this.#slicesByService(namespace, names);
     for (const name of names) {
       const key = `${namespace}/${name}`;
@@ -213,7 +214,10 @@ export class EndpointCache {
         );
         continue;
       }
-      if (!slices) this.#sayEmpty(key);
+      if (!slices && !this.#saidEmpty.has(key)) {
+        this.#saidEmpty.add(key);
+        empty.push(key);
+      }
       const endpoints = mergeSlices(slices ?? []);
       if (before && JSON.stringify(before.endpoints) === JSON.stringify(endpoints)) continue;
       const index = this.#nextIndex(resourceVersion, before);
@@ -221,6 +225,7 @@ export class EndpointCache {
       this.#views.set(key, view);
       changed.push(view);
     }
+    if (empty.length) this.#sayEmpty(empty);
     if (changed.length === 0) return;
     this.#generation++;
     this.#feed.publish(changed);
@@ -249,15 +254,19 @@ export class EndpointCache {
     return index;
   }
 
-  #sayEmpty(key: string): void {
-    if (this.#saidEmpty.has(key)) return;
-    this.#saidEmpty.add(key);
+  /** Says once per Service, in one line per change, that watched Services have no slices. */
+  #sayEmpty(keys: string[]): void {
     this.#log?.log("info", "watched Service has no EndpointSlices", {
-      service: key,
+      service: keys[0],
+      count: keys.length,
+      services: keys.slice(0, MAX_NAMES_LOGGED),
       note: "served empty until it appears; check the name if it should exist",
     });
   }
 }
+
+/** Names listed in one log line; the count says how many more. */
+const MAX_NAMES_LOGGED = 20;
 
 function* servicesOf(slices: Iterable<V1EndpointSlice>): Iterable<string> {
   for (const s of slices) {

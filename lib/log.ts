@@ -58,3 +58,21 @@ export function createLogger(level: LogLevel, options: LoggerOptions = {}): Logg
     },
   };
 }
+
+const CONSOLE_LEVELS = { debug: "debug", log: "info", info: "info", warn: "warn", error: "error" };
+
+/**
+ * Routes `console.*` into `logger`, so that what the runtime itself prints (e.g. Deno.serve's
+ * warning about `request.signal` at shutdown) is a JSON line like every other.
+ */
+export function captureConsole(logger: Logger): void {
+  const target = console as unknown as Record<string, (...args: unknown[]) => void>;
+  for (const [method, level] of Object.entries(CONSOLE_LEVELS)) {
+    target[method] = (...args: unknown[]) =>
+      logger.log(
+        level as LogLevel,
+        args.map((a) => typeof a === "string" ? a : Deno.inspect(a)).join(" "),
+        { source: "runtime" },
+      );
+  }
+}

@@ -1,11 +1,14 @@
 /**
  * Wires the parts together: a connection to the API server, one cache, one EndpointSlice
  * reflector per namespace (one watch connection per namespace, not per Service; plus a Service
- * watch in selector mode), the metrics and the HTTP server, all stopped by one AbortSignal.
+ * watch in selector mode), the metrics and the HTTP server, all stopped by one AbortSignal, in
+ * order: blocking queries and SSE streams end first with complete answers (the drain signal),
+ * then the HTTP server drains, then the watches stop.
  *
  * @module
  */
 import { EndpointCache, SERVICE_NAME_LABEL, type Watched } from "./cache.ts";
+import { countEndpoints } from "./service_view.ts";
 import type { Config } from "./config.ts";
 import { HealthRegistry } from "./health.ts";
 import { connect, type KubeConnection } from "./kube_client.ts";
@@ -25,7 +28,7 @@ export interface Sidecar {
 /** Options for {@linkcode startSidecar}. */
 export interface SidecarOptions {
   log: Logger;
-  /** Stops everything when aborted. */
+  /** Stops everything when aborted (long-polls first, then the server, then the watches). */
   signal: AbortSignal;
 }
 
@@ -64,7 +67,7 @@ export async function startSidecar(config: Config, options: SidecarOptions): Pro
   });
   const defaultNs = config.namespace ?? conn.namespace ?? "default";
   const plan = watchPlan(config, defaultNs);
-  const cache = new EndpointCache(plan);
+  const cache = new EndpointCache(plan, { log });
   const reflectors: Reflector[] = [];
   for (const [namespace, watched] of plan) {
     const common = { namespace, connection: conn, log, idleTimeoutMs: config.watchIdleTimeoutMs };
@@ -87,6 +90,7 @@ export async function startSidecar(config: Config, options: SidecarOptions): Pro
   const health = new HealthRegistry();
   for (const r of reflectors) health.add(r.health);
   const watchers = { sse: 0, blocking: 0 };
+  const drain = new AbortController();
   const metrics = sidecarMetrics(cache, reflectors, watchers);
   const first = config.services[0];
   const handler = createHandler(cache, {
@@ -94,7 +98,7 @@ export async function startSidecar(config: Config, options: SidecarOptions): Pro
     self: { nodeName: config.nodeName, zone: config.zone },
     maxWatchers: config.maxWatchers,
     watchers,
-    signal,
+    signal: drain.signal,
     readyMaxStalenessMs: config.readyMaxStalenessMs,
     metrics,
     health,
@@ -102,24 +106,28 @@ export async function startSidecar(config: Config, options: SidecarOptions): Pro
   const server = Deno.serve({
     hostname: config.listenAddress,
     port: config.listenPort,
-    signal,
     onListen: () => {},
     onError: (e) => {
       log.log("error", "request failed", { error: e });
       return new Response("internal error", { status: 500 });
     },
   }, handler);
-  const probes = config.probePort ? probeServer(config, handler, signal, log) : undefined;
+  const probes = config.probePort ? probeServer(config, handler, log) : undefined;
   const addr = server.addr as Deno.NetAddr;
   log.log("info", "started", {
     listen: `${addr.hostname}:${addr.port}`,
     probes: probes ? `${probes.addr.hostname}:${probes.addr.port}` : undefined,
     server: conn.server,
     mode: conn.mode,
-    watch: Object.fromEntries([...plan].map(([ns, w]) => [ns, describe(w)])),
+    watch: cache.selection.describe(),
   });
   const watches = Promise.all(reflectors.map((r) => r.run(signal)));
-  const finished = Promise.all([server.finished, probes?.finished, watches])
+  const servers = [server, probes?.server].filter((s) => s !== undefined);
+  signal.addEventListener("abort", () => {
+    drain.abort();
+    void drained(watchers).then(() => Promise.all(servers.map((s) => s.shutdown())));
+  }, { once: true });
+  const finished = Promise.all([server.finished, probes?.server.finished, watches])
     .then(() => conn.close());
   return { addr, finished };
 }
@@ -130,13 +138,11 @@ const PROBE_PATHS = new Set(["/livez", "/readyz", "/health"]);
 function probeServer(
   config: Config,
   handler: (req: Request) => Response | Promise<Response>,
-  signal: AbortSignal,
   log: Logger,
-): { addr: Deno.NetAddr; finished: Promise<void> } {
+): { addr: Deno.NetAddr; server: Deno.HttpServer } {
   const server = Deno.serve({
     hostname: config.probeAddress,
     port: config.probePort,
-    signal,
     onListen: () => {},
     onError: (e) => {
       log.log("error", "probe request failed", { error: e });
@@ -151,7 +157,23 @@ function probeServer(
     }
     return handler(req);
   });
-  return { addr: server.addr as Deno.NetAddr, finished: server.finished };
+  return { addr: server.addr as Deno.NetAddr, server };
+}
+
+/** Longest wait for blocking queries and SSE streams to end after the drain signal; they end
+ * at once (the current state is in memory), so this only bounds a stuck client. */
+const DRAIN_MAX_MS = 2_000;
+/** After the last long-poll ended, time for its response to be written before the server stops
+ * (Deno drops a response that is written after shutdown began). */
+const DRAIN_FLUSH_MS = 50;
+
+/** Resolves once no blocking query or SSE stream is open (or after DRAIN_MAX_MS). */
+async function drained(watchers: { sse: number; blocking: number }): Promise<void> {
+  const deadline = Date.now() + DRAIN_MAX_MS;
+  while (watchers.sse + watchers.blocking > 0 && Date.now() < deadline) {
+    await new Promise((r) => setTimeout(r, 5));
+  }
+  await new Promise((r) => setTimeout(r, DRAIN_FLUSH_MS));
 }
 
 /**
@@ -170,14 +192,6 @@ function selectorFor(names: string[]): string | undefined {
   return selector.length > MAX_SELECTOR_LENGTH ? undefined : selector;
 }
 
-function describe(w: Watched): string {
-  return w.kind === "names"
-    ? w.names.join(",")
-    : w.kind === "all"
-    ? "all Services"
-    : `Services with ${w.selector}`;
-}
-
 function sidecarMetrics(
   cache: EndpointCache,
   reflectors: Reflector[],
@@ -191,13 +205,12 @@ function sidecarMetrics(
     () =>
       cache.views().flatMap((v) => {
         const base = { namespace: v.namespace, service: v.name };
-        const count = (f: (e: typeof v.endpoints[number]) => boolean) =>
-          v.endpoints.filter(f).length;
+        const n = countEndpoints(v.endpoints);
         return [
-          [{ ...base, state: "ready" }, count((e) => e.ready)],
-          [{ ...base, state: "serving" }, count((e) => e.serving)],
-          [{ ...base, state: "terminating" }, count((e) => e.terminating)],
-          [{ ...base, state: "all" }, v.endpoints.length],
+          [{ ...base, state: "ready" }, n.ready],
+          [{ ...base, state: "serving" }, n.serving],
+          [{ ...base, state: "terminating" }, n.terminating],
+          [{ ...base, state: "all" }, n.total],
         ] as [Record<string, string>, number][];
       }),
   );

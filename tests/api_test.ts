@@ -522,3 +522,181 @@ Deno.test(
     }
   },
 );
+
+/** Deletes a Service and its EndpointSlices, as the garbage collector would (the test control
+ * plane runs no garbage collector). */
+async function deleteService(ns: string, name: string): Promise<void> {
+  await kubeOk("DELETE", `/api/v1/namespaces/${ns}/services/${name}`);
+  await kubeOk(
+    "DELETE",
+    `/apis/discovery.k8s.io/v1/namespaces/${ns}/endpointslices?labelSelector=kubernetes.io/service-name%3D${name}`,
+  );
+}
+
+/** Records every (route, ETag) → body seen and fails when one ETag shows two bodies. */
+function etagLedger() {
+  const seen = new Map<string, string>();
+  return (path: string, r: { status: number; headers: Headers; text: string }) => {
+    if (r.status !== 200) return;
+    const tag = `${path} ${r.headers.get("etag")}`;
+    const before = seen.get(tag);
+    assert.ok(before === undefined || before === r.text, `${tag} named two bodies`);
+    seen.set(tag, r.text);
+  };
+}
+
+Deno.test(
+  "a Service deleted in --all-services mode is dropped: listing, metrics, a held blocking query ends with 404 at once",
+  T,
+  async () => {
+    const ns = await createNamespace("removal");
+    const node = uniqueName("removal-node");
+    for (const name of ["a", "b"]) {
+      await createService(ns, name);
+      await createPods(ns, 1, { labels: { app: name }, nodeName: node, prefix: name });
+    }
+    const mount = await podMount(ns);
+    const sidecar = await spawnSidecar({ env: mount.env, args: ["--all-services"] });
+    const ledger = etagLedger();
+    const look = async () => {
+      for (const p of ["/v1/services", `/v1/services/${ns}/b`]) ledger(p, await sidecar.request(p));
+    };
+    try {
+      await waitFor(async () =>
+        (await services(sidecar)).join() === `${ns}/a,${ns}/b` &&
+        (await readyCount(sidecar, `/v1/services/${ns}/a`)) === 1
+      );
+      await look();
+      // What is not watched: 404 naming what is, at once and every time.
+      const elsewhere = await sidecar.request(`/v1/services/not-${ns}/a`);
+      assert.equal(elsewhere.status, 404);
+      assert.match(
+        elsewhere.json().error,
+        new RegExp(`not watched; watched: every Service of ${ns}`),
+      );
+      const typo = await sidecar.request(`/v1/services/${ns}/aa`);
+      assert.equal(typo.status, 404);
+      assert.match(typo.json().error, /has no EndpointSlices/);
+
+      const index = Number(
+        (await sidecar.request(`/v1/services/${ns}/a`)).headers.get("x-discovery-index"),
+      );
+      const held = sidecar.request(`/v1/services/${ns}/a?index=${index}&wait=120s`);
+      const t = Date.now();
+      await deleteService(ns, "a");
+      const gone = await held;
+      assert.equal(gone.status, 404, gone.text);
+      assert.match(gone.json().error, /is gone/);
+      assert.ok(Number(gone.headers.get("x-discovery-index")) > index);
+      assert.ok(Date.now() - t < 60_000, "the removal, not the wait, ended the query");
+      assert.deepEqual(await services(sidecar), [`${ns}/b`]);
+      await look();
+      assert.equal((await sidecar.request(`/v1/services/${ns}/a`)).status, 404);
+      const metrics = (await sidecar.request("/metrics")).text;
+      assert.doesNotMatch(metrics, new RegExp(`kpd_endpoints\\{namespace="${ns}",service="a"`));
+      assert.match(metrics, new RegExp(`kpd_endpoints\\{namespace="${ns}",service="b"`));
+
+      // A swap (c comes, b goes) gives the list a new ETag: one tag never names two bodies.
+      await createService(ns, "c");
+      await createPods(ns, 1, { labels: { app: "c" }, nodeName: node, prefix: "c" });
+      await deleteService(ns, "b");
+      await waitFor(async () => (await services(sidecar)).join() === `${ns}/c`);
+      await look();
+      // A relist that changes nothing keeps the list's tag.
+      const tag = (await sidecar.request("/v1/services")).headers.get("etag")!;
+      assert.equal(
+        (await sidecar.request("/v1/services", { headers: { "If-None-Match": tag } })).status,
+        304,
+      );
+    } finally {
+      await sidecar.stop();
+      await mount.remove();
+    }
+  },
+);
+
+Deno.test(
+  "a Service that leaves the selector is dropped and a blocking query on it ends with 404",
+  T,
+  async () => {
+    const ns = await createNamespace("leaves");
+    await createService(ns, "a", { labels: { tier: "db" } });
+    await createPods(ns, 1, { labels: { app: "a" }, nodeName: uniqueName("leaves"), prefix: "a" });
+    const mount = await podMount(ns, { rules: SERVICE_RULES });
+    const sidecar = await spawnSidecar({
+      env: mount.env,
+      args: ["--service-selector=tier=db", `--namespaces=${ns}`],
+    });
+    try {
+      await waitFor(async () => (await services(sidecar)).join() === `${ns}/a`);
+      const index = Number(
+        (await sidecar.request(`/v1/services/${ns}/a`)).headers.get("x-discovery-index"),
+      );
+      const held = sidecar.request(`/v1/services/${ns}/a?index=${index}&wait=120s`);
+      await kubeOk("PATCH", `/api/v1/namespaces/${ns}/services/a`, {
+        body: { metadata: { labels: { tier: "web" } } },
+      });
+      const gone = await held;
+      assert.equal(gone.status, 404, gone.text);
+      assert.match(gone.json().error, /is gone/);
+      assert.deepEqual(await services(sidecar), []);
+      const r = await sidecar.request(`/v1/services/${ns}/a`);
+      assert.equal(r.status, 404);
+      assert.match(r.json().error, /not watched; watched: Services of .* with tier=db/);
+    } finally {
+      await sidecar.stop();
+      await mount.remove();
+    }
+  },
+);
+
+Deno.test(
+  "SIGTERM ends a held blocking query and an SSE stream with complete answers, logs only JSON and exits 0",
+  T,
+  async () => {
+    const ns = await createNamespace("shutdown");
+    await createService(ns, "web");
+    await createPods(ns, 2, { labels: { app: "web" }, nodeName: uniqueName("sd"), prefix: "web" });
+    const mount = await podMount(ns);
+    const sidecar = await spawnSidecar({ env: mount.env, args: ["--service-name=web"] });
+    const path = `/v1/services/${ns}/web`;
+    try {
+      await waitFor(async () =>
+        (await sidecar.request(path)).status === 200 && await readyCount(sidecar, path) === 2
+      );
+      const index = Number((await sidecar.request(path)).headers.get("x-discovery-index"));
+      const held = fetch(`${sidecar.url}${path}?index=${index}&wait=120s`);
+      const stream = await fetch(`${sidecar.url}/v1/watch/${ns}/web`);
+      const reader = sseReader(stream);
+      assert.equal((await reader.next()).event, "snapshot");
+      await waitFor(async () =>
+        /kpd_open_watchers\{kind="blocking"\} 1/.test((await sidecar.request("/metrics")).text)
+      );
+      const code = sidecar.stop("SIGTERM");
+      const answer = await held;
+      assert.equal(answer.status, 200);
+      const body = await answer.json();
+      assert.equal(body.endpoints.length, 2, "the current state, complete");
+      assert.equal(answer.headers.get("x-discovery-index"), String(index));
+      // The stream ends cleanly (whatever final event it sends first).
+      let ended = false;
+      for (let i = 0; i < 5 && !ended; i++) {
+        try {
+          await reader.next();
+        } catch (e) {
+          assert.match(String(e), /SSE stream ended/);
+          ended = true;
+        }
+      }
+      assert.ok(ended, "the SSE stream ended");
+      assert.equal(await code, 0);
+      for (const line of sidecar.stderr().split("\n").filter((l) => l.trim() !== "")) {
+        assert.doesNotThrow(() => JSON.parse(line), `not JSON: ${line}`);
+      }
+      assert.ok(sidecar.logs.some((l) => l.msg === "stopped"));
+    } finally {
+      await sidecar.stop();
+      await mount.remove();
+    }
+  },
+);
