@@ -71,7 +71,7 @@ export function captureConsole(logger: Logger): void {
     target[method] = (...args: unknown[]) =>
       logger.log(
         level as LogLevel,
-        args.map((a) => typeof a === "string" ? a : Deno.inspect(a)).join(" "),
+        args.map((a) => typeof a === "string" ? a : Deno.inspect(redact(a))).join(" "),
         { source: "runtime" },
       );
   }
