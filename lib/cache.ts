@@ -44,7 +44,9 @@ export class EndpointCache {
   #selection: Selection;
   #namespaces = new Map<string, SliceState>();
   #views = new Map<string, ServiceView>();
-  #feed = new ChangeFeed<ServiceView[]>();
+  #feed = new ChangeFeed<ServiceView[]>({
+    onError: (error) => this.#log?.log("error", "change listener failed", { error }),
+  });
   #log?: Logger;
   /** Highest index handed out: what /v1/services shows; only grows. */
   #index = 0;

@@ -11,12 +11,9 @@ export class ChangeFeed<T> {
   #listeners = new Set<(value: T) => void>();
   #onError: (error: unknown) => void;
 
-  /** A feed; `onError` hears a listener's exception (default: rethrown after the others ran). */
+  /** A feed; `onError` hears a listener's exception (default: console.error). */
   constructor(options: { onError?: (error: unknown) => void } = {}) {
-    this.#onError = options.onError ?? ((e) =>
-      queueMicrotask(() => {
-        throw e;
-      }));
+    this.#onError = options.onError ?? ((e) => console.error("change listener failed", e));
   }
 
   /** Subscribes; returns the function that unsubscribes. */

@@ -164,3 +164,17 @@ Deno.test("the generation moves on every change to the set of views, a swap incl
   assert.notEqual(cache.generation, g1);
   assert.deepEqual(cache.views().map((v) => v.name), ["b", "c"]);
 });
+
+Deno.test("a listener that throws is logged and does not stop the other listeners or the cache", () => {
+  const { cache, events, lines, store } = setup({ kind: "all" });
+  cache.subscribe(() => {
+    throw new Error("listener bug");
+  });
+  const after: ServiceView[][] = [];
+  cache.subscribe((c) => after.push(c));
+  store.replace([slice("a", ["10.0.0.1"], "5")], "10");
+  assert.equal(events.length, 1);
+  assert.equal(after.length, 1);
+  assert.equal(cache.view("ns", "a")!.endpoints.length, 1);
+  assert.ok(lines.some((l) => l.msg === "change listener failed" && l.error === "listener bug"));
+});
