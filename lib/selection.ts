@@ -8,6 +8,9 @@
  */
 import type { KubeItem, ReflectorStore } from "./reflector.ts";
 
+/** Names spelled out when describing what is watched: an error line stays one readable line. */
+const MAX_NAMES_DESCRIBED = 10;
+
 /** Which Services of a namespace are watched: named ones, all, or those a selector picks. */
 export type Watched =
   | { kind: "names"; names: string[] }
@@ -91,7 +94,10 @@ export class Selection {
   describe(namespace?: string): string {
     const one = (ns: string, w: Watched) =>
       w.kind === "names"
-        ? w.names.map((n) => `${ns}/${n}`).join(", ")
+        ? w.names.slice(0, MAX_NAMES_DESCRIBED).map((n) => `${ns}/${n}`).join(", ") +
+          (w.names.length > MAX_NAMES_DESCRIBED
+            ? ` and ${w.names.length - MAX_NAMES_DESCRIBED} more`
+            : "")
         : w.kind === "all"
         ? `every Service of ${ns}`
         : `Services of ${ns} with ${w.selector}`;

@@ -178,3 +178,15 @@ Deno.test("a listener that throws is logged and does not stop the other listener
   assert.equal(cache.view("ns", "a")!.endpoints.length, 1);
   assert.ok(lines.some((l) => l.msg === "change listener failed" && l.error === "listener bug"));
 });
+
+Deno.test("what is watched is described in one short line, however many names", () => {
+  const many = Array.from({ length: 400 }, (_, i) => `svc-${i}`);
+  const { cache } = setup({ kind: "names", names: many });
+  const text = cache.selection.describe();
+  assert.match(text, /^ns\/svc-0, ns\/svc-1, .* and 390 more$/);
+  assert.ok(text.length < 200, text);
+  assert.equal(
+    setup({ kind: "selector", selector: "tier=db" }).cache.selection.describe(),
+    "Services of ns with tier=db",
+  );
+});
