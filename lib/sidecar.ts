@@ -13,6 +13,7 @@ import type { Logger } from "./log.ts";
 import { Metrics } from "./metrics.ts";
 import { Reflector } from "./reflector.ts";
 import { createHandler } from "./routes.ts";
+import { DRAIN_MS } from "./sse.ts";
 
 /** A running sidecar. */
 export interface Sidecar {
@@ -86,8 +87,18 @@ export async function startSidecar(config: Config, options: SidecarOptions): Pro
   }
   const health = new HealthRegistry();
   for (const r of reflectors) health.add(r.health);
-  const watchers = { sse: 0, blocking: 0 };
+  const watchers = { sse: 0, blocking: 0, sseSlowClosed: 0 };
   const metrics = sidecarMetrics(cache, reflectors, watchers);
+  // `signal` drains: SSE streams send their final state and end; the server stops after them,
+  // because Deno.serve's signal cuts streaming responses in the middle.
+  const stop = new AbortController();
+  signal.addEventListener("abort", async () => {
+    const deadline = Date.now() + DRAIN_MS + 500;
+    while (watchers.sse > 0 && Date.now() < deadline) {
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    stop.abort();
+  }, { once: true });
   const first = config.services[0];
   const handler = createHandler(cache, {
     primary: first ? { namespace: first.namespace || defaultNs, name: first.name } : undefined,
@@ -95,6 +106,7 @@ export async function startSidecar(config: Config, options: SidecarOptions): Pro
     maxWatchers: config.maxWatchers,
     watchers,
     signal,
+    log,
     readyMaxStalenessMs: config.readyMaxStalenessMs,
     metrics,
     health,
@@ -102,7 +114,7 @@ export async function startSidecar(config: Config, options: SidecarOptions): Pro
   const server = Deno.serve({
     hostname: config.listenAddress,
     port: config.listenPort,
-    signal,
+    signal: stop.signal,
     onListen: () => {},
     onError: (e) => {
       log.log("error", "request failed", { error: e });
@@ -181,7 +193,7 @@ function describe(w: Watched): string {
 function sidecarMetrics(
   cache: EndpointCache,
   reflectors: Reflector[],
-  watchers: { sse: number; blocking: number },
+  watchers: { sse: number; blocking: number; sseSlowClosed: number },
 ): Metrics {
   const m = new Metrics();
   m.counter("kpd_http_requests_total", "HTTP requests by route and status code");
@@ -236,6 +248,12 @@ function sidecarMetrics(
     [{ kind: "sse" }, watchers.sse],
     [{ kind: "blocking" }, watchers.blocking],
   ]);
+  m.gauge(
+    "kpd_sse_slow_closed_total",
+    "SSE streams closed because they held too much unsent for too long (the client stopped reading)",
+    () => [[{}, watchers.sseSlowClosed]],
+    "counter",
+  );
   m.gauge(
     "kpd_ready",
     "1 once every namespace had a complete list",
