@@ -94,7 +94,7 @@ export function createApi(cache: EndpointCache, options: ApiOptions): ApiHandler
       return sseResponse(cache, {
         history,
         service,
-        frame: (v) => serialized(v, shape, () => JSON.stringify(eventJson(v, q))).frame,
+        frame: (v, type) => serialized(v, shape, () => JSON.stringify(eventJson(v, q))).frame(type),
         lastEventId: lastId ? Number(lastId) : undefined,
         signal: options.signal,
         onClose: (reason, detail) => {

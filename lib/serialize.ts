@@ -23,7 +23,7 @@ export class Serialized {
   /** The body (JSON or text). */
   readonly body: string;
   #index: number;
-  #frame?: Uint8Array;
+  #frames = new Map<string, Uint8Array>();
 
   /** Wraps a body made for a view with this index. */
   constructor(body: string, index: number) {
@@ -31,11 +31,16 @@ export class Serialized {
     this.#index = index;
   }
 
-  /** `id: <index>` and the body as `data:` lines, ending the event: made once, then shared. */
-  get frame(): Uint8Array {
-    return this.#frame ??= encoder.encode(
-      `id: ${this.#index}\n${this.body.split("\n").map((l) => `data: ${l}\n`).join("")}\n`,
-    );
+  /** The SSE event `type` of this body (`event:`, `id: <index>`, `data:` lines): made once per
+   * type, then the same bytes are handed to every stream. */
+  frame(type: string): Uint8Array {
+    let f = this.#frames.get(type);
+    if (!f) {
+      const data = this.body.split("\n").map((l) => `data: ${l}\n`).join("");
+      f = encoder.encode(`event: ${type}\nid: ${this.#index}\n${data}\n`);
+      this.#frames.set(type, f);
+    }
+    return f;
   }
 }
 

@@ -46,14 +46,10 @@ export const CHUNK_BYTES = 64 * 1024;
 export const DRAIN_MS = 2_000;
 
 const encoder = new TextEncoder();
-const TYPE_LINES = {
-  snapshot: encoder.encode("event: snapshot\n"),
-  update: encoder.encode("event: update\n"),
-  removed: encoder.encode("event: removed\n"),
-};
 const HEARTBEAT = encoder.encode(": heartbeat\n\n");
 
-type EventType = keyof typeof TYPE_LINES;
+/** The event types a view is sent as. */
+export type EventType = "snapshot" | "update" | "removed";
 
 /** One SSE event in wire format. */
 export function sseEvent(event: { event?: string; id?: string | number; data: string }): string {
@@ -73,8 +69,8 @@ export interface SseOptions {
   history: SseHistory;
   /** The one Service the stream carries; undefined for every watched Service. */
   service?: { namespace: string; name: string };
-  /** The event frame (`id:` and `data:` lines) of a view, shared between streams. */
-  frame: (view: ServiceView) => Uint8Array;
+  /** The whole event (`event:`, `id:` and `data:` lines) of a view, shared between streams. */
+  frame: (view: ServiceView, type: EventType) => Uint8Array;
   /** Resume after this index (the client's Last-Event-ID). */
   lastEventId?: number;
   /** Called once when the stream ends, however it ends. */
@@ -191,7 +187,7 @@ class SseStream {
       // A Service the client has not had a snapshot of yet still gets one.
       if (before.type === "snapshot" && type === "update") type = "snapshot";
     }
-    const frame = this.#o.frame(view);
+    const frame = this.#o.frame(view, type);
     this.#pending.set(key, { view, type, frame });
     this.#pendingBytes += frame.byteLength;
   }
@@ -233,7 +229,6 @@ class SseStream {
         if (budget <= 0) break;
         this.#pending.delete(`${p.view.namespace}/${p.view.name}`);
         this.#pendingBytes -= p.frame.byteLength;
-        c.enqueue(TYPE_LINES[p.type]);
         c.enqueue(p.frame);
         this.#inFlight += p.frame.byteLength;
         budget -= p.frame.byteLength;
