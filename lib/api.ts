@@ -16,6 +16,7 @@ import type { Logger } from "./log.ts";
 import { serialized } from "./serialize.ts";
 import { sseResponse } from "./sse.ts";
 import { SseHistory } from "./sse_history.ts";
+import { Waiters } from "./waiters.ts";
 
 /** Options for {@linkcode createApi}. */
 export interface ApiOptions {
@@ -40,6 +41,7 @@ export type ApiHandler = (req: Request, path: string) => Promise<Response> | Res
 export function createApi(cache: EndpointCache, options: ApiOptions): ApiHandler {
   const { watchers } = options;
   const history = new SseHistory(cache);
+  const waiters = new Waiters(cache, options.signal);
   const tooMany = () =>
     errorResponse(
       429,
@@ -69,7 +71,7 @@ export function createApi(cache: EndpointCache, options: ApiOptions): ApiHandler
       if (q.index === undefined) return serviceResponse(cache, req, { ns, name, q, health });
       if (watchers.sse + watchers.blocking >= options.maxWatchers) return tooMany();
       watchers.blocking++;
-      return block(cache, { ns, name, q, signal: AbortSignal.any(signals(req, options)) })
+      return block(cache, waiters, { ns, name, q, signal: req.signal })
         .finally(() => watchers.blocking--)
         .then(() => serviceResponse(cache, req, { ns, name, q, health }));
     }
@@ -112,33 +114,18 @@ export function createApi(cache: EndpointCache, options: ApiOptions): ApiHandler
   };
 }
 
-function signals(req: Request, options: ApiOptions): AbortSignal[] {
-  return options.signal ? [req.signal, options.signal] : [req.signal];
-}
-
 /** Waits while the Service's index equals `q.index`, for at most `q.waitMs` (plus jitter). An
  * index that moved, either way (a relist may move it back), answers at once, as Consul does. */
 function block(
   cache: EndpointCache,
+  waiters: Waiters,
   o: { ns: string; name: string; q: Query; signal: AbortSignal },
 ): Promise<void> {
   const view = cache.view(o.ns, o.name);
   if (view && view.index !== o.q.index) return Promise.resolve();
-  return new Promise((resolve) => {
-    // Consul adds up to wait/16 so that many clients with the same wait do not return together.
-    const wait = o.q.waitMs! + Math.random() * (o.q.waitMs! / 16);
-    const done = () => {
-      clearTimeout(timer);
-      unsubscribe();
-      o.signal.removeEventListener("abort", done);
-      resolve();
-    };
-    const timer = setTimeout(done, wait);
-    const unsubscribe = cache.subscribe((changed) => {
-      if (changed.some((v) => v.namespace === o.ns && v.name === o.name)) done();
-    });
-    o.signal.addEventListener("abort", done, { once: true });
-  });
+  // Consul adds up to wait/16 so that many clients with the same wait do not return together.
+  const wait = o.q.waitMs! + Math.random() * (o.q.waitMs! / 16);
+  return waiters.wait(`${o.ns}/${o.name}`, wait, o.signal);
 }
 
 /**

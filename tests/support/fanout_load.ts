@@ -141,3 +141,36 @@ export function dechunk(text: string): string {
   }
   return body;
 }
+
+/** Reads one whole response (head and Content-Length body) from a connection. */
+export async function readResponse(
+  conn: Deno.TcpConn,
+): Promise<{ status: number; headers: string; body: string }> {
+  let bytes = new Uint8Array(0);
+  const buf = new Uint8Array(16 * 1024);
+  const grow = (n: number) => {
+    const next = new Uint8Array(bytes.length + n);
+    next.set(bytes);
+    next.set(buf.subarray(0, n), bytes.length);
+    bytes = next;
+  };
+  let headEnd = -1;
+  while (true) {
+    const text = decoder.decode(bytes);
+    headEnd = text.indexOf("\r\n\r\n");
+    if (headEnd >= 0) {
+      const head = text.slice(0, headEnd);
+      const length = Number(head.match(/content-length: (\d+)/i)?.[1] ?? 0);
+      if (bytes.length >= headEnd + 4 + length) {
+        return {
+          status: Number(head.split(" ")[1]),
+          headers: head,
+          body: text.slice(headEnd + 4, headEnd + 4 + length),
+        };
+      }
+    }
+    const n = await conn.read(buf);
+    if (n === null) throw new Error(`connection ended after ${bytes.length} bytes`);
+    grow(n);
+  }
+}
