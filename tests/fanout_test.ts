@@ -53,7 +53,7 @@ async function sidecarFor(ns: string, args: string[]) {
 }
 
 Deno.test(
-  "1,000 streams that never read and 1,000 refused, 200 changes: memory stays under the request, /endpoints/ answers, readers end at the final state",
+  "1,000 streams that never read and 1,000 refused, 200 changes: VmRSS stays under the request plus a stated margin and below the limit, /endpoints/ answers, readers end at the final state",
   T,
   async () => {
     const ns = await createNamespace("fanout");
