@@ -38,8 +38,12 @@ export const MAX_UNSENT_BYTES = 1024 * 1024;
  */
 export const STALL_MS = 10_000;
 
-/** Bytes handed over per pull at most (then the HTTP layer asks again when it has written them):
- * keeps what is in flight, and so what a stalled stream pins, to a few frames. */
+/**
+ * Bytes handed over per pull at most. Deno copies a response body from JavaScript into a channel
+ * that takes up to 64 KiB (BUFFER_BACKPRESSURE_LIMIT in deno's ext/web/stream_resource.rs) and
+ * pulls again only when there is room, which the socket makes; one chunk of the same size keeps
+ * what a stalled stream pins to that, in shared frames.
+ */
 export const CHUNK_BYTES = 64 * 1024;
 
 /** How long a stream may take to send its final state at shutdown before it is cut. */
@@ -213,7 +217,7 @@ class SseStream {
   }
 
   async #pull(c: ReadableStreamDefaultController<Uint8Array>): Promise<void> {
-    // The HTTP layer asks again only once it has written what it took last time.
+    // Deno asks again once what it took last time moved on towards the socket.
     this.#inFlight = 0;
     if (!this.#preamble.length && !this.#hasEvents() && !this.#closed && !this.#draining) {
       await this.#sleep();
