@@ -257,6 +257,15 @@ Deno.test(
   "10,000 blocking queries held open fit the 48 MB heap, cost about 20 KB each and all answer after one change",
   T,
   async () => {
+    // 10,000 connections on each side: the file limit (inherited by the sidecar) must allow it.
+    // Deno cannot raise its own limit; the shell that starts the tests can.
+    const limit = Number(
+      (await Deno.readTextFile("/proc/self/limits")).match(/Max open files\s+(\d+)/)?.[1],
+    );
+    assert.ok(
+      limit >= 10_500,
+      `the open-file limit is ${limit}: run the tests after \`ulimit -n 20000\``,
+    );
     const ns = await createNamespace("blocking");
     await createService(ns, "web");
     const pods = await createPods(ns, 2, { labels: { app: "web" }, nodeName: "blocking-node" });
