@@ -14,7 +14,11 @@ import type { HealthRegistry } from "./health.ts";
 import { errorResponse, etagMatches, jsonResponse } from "./http_util.ts";
 import { filterEndpoints, parseQuery, type Query, QueryError, targets } from "./query.ts";
 import { countEndpoints } from "./service_view.ts";
+import type { Logger } from "./log.ts";
+import { serialized } from "./serialize.ts";
 import { sseResponse } from "./sse.ts";
+import { SseHistory } from "./sse_history.ts";
+import { Waiters } from "./waiters.ts";
 
 /** Options for {@linkcode createApi}. */
 export interface ApiOptions {
@@ -22,13 +26,15 @@ export interface ApiOptions {
   self: { nodeName?: string; zone?: string };
   /** At most this many SSE streams and blocking queries at once. */
   maxWatchers: number;
-  /** Counts open SSE streams and blocking queries, for metrics. */
-  watchers: { sse: number; blocking: number };
+  /** Counts open SSE streams and blocking queries, and SSE streams closed for not reading. */
+  watchers: { sse: number; blocking: number; sseSlowClosed?: number };
   /** The drain signal: aborted on shutdown before the HTTP server stops, it ends blocking
    * queries with the current state and SSE streams with their final event. */
   signal?: AbortSignal;
   /** The watches' health: when each namespace's view was last known current. */
   health: HealthRegistry;
+  /** Where a stream closed for not reading is logged. */
+  log?: Logger;
 }
 
 /** The /v1 routes: returns undefined for a path it does not serve. */
@@ -37,6 +43,8 @@ export type ApiHandler = (req: Request, path: string) => Promise<Response> | Res
 /** Builds the /v1 handler over the cache. */
 export function createApi(cache: EndpointCache, options: ApiOptions): ApiHandler {
   const { watchers } = options;
+  const history = new SseHistory(cache);
+  const waiters = new Waiters(cache, options.signal);
   const tooMany = () =>
     errorResponse(
       429,
@@ -65,7 +73,7 @@ export function createApi(cache: EndpointCache, options: ApiOptions): ApiHandler
       if (q.index === undefined) return serviceResponse(cache, req, { ns, name, q, health });
       if (watchers.sse + watchers.blocking >= options.maxWatchers) return tooMany();
       watchers.blocking++;
-      return block(cache, { ns, name, q, signal: AbortSignal.any(signals(req, options)) })
+      return block(cache, waiters, { ns, name, q, signal: req.signal })
         .finally(() => watchers.blocking--)
         .then((gone) =>
           gone ? goneResponse(gone) : serviceResponse(cache, req, { ns, name, q, health })
@@ -75,28 +83,39 @@ export function createApi(cache: EndpointCache, options: ApiOptions): ApiHandler
       if (q.index !== undefined) {
         return errorResponse(400, "?index and ?wait are for GET /v1/services");
       }
-      if (watchers.sse + watchers.blocking >= options.maxWatchers) return tooMany();
-      const [ns, name] = [parts[2], parts[3]];
+      const service = parts.length === 4 ? { namespace: parts[2]!, name: parts[3]! } : undefined;
+      if (service && !watchable(cache, service.namespace, service.name)) {
+        return errorResponse(
+          404,
+          `Service ${service.namespace}/${service.name} is not watched; see /v1/services`,
+        );
+      }
       const lastId = req.headers.get("Last-Event-ID");
-      if (lastId !== null && !/^\d{1,15}$/.test(lastId)) {
+      if (lastId !== null && lastId !== "" && !/^\d{1,15}$/.test(lastId)) {
         return errorResponse(400, "Bad Last-Event-ID: use the id of an event this stream sent");
       }
-      if (!cache.ready) return errorResponse(503, "not ready: no complete list yet");
+      if (watchers.sse + watchers.blocking >= options.maxWatchers) return tooMany();
       watchers.sse++;
+      const shape = JSON.stringify({ ...q, index: undefined, waitMs: undefined, format: "sse" });
       return sseResponse(cache, {
-        select: (v) => ns === undefined || (v.namespace === ns && v.name === name),
-        render: (v) => JSON.stringify(serviceJson(v, q)),
-        lastEventId: lastId === null ? undefined : Number(lastId),
-        onClose: () => watchers.sse--,
-        signal: AbortSignal.any(signals(req, options)),
+        history,
+        service,
+        frame: (v, type) => serialized(v, shape, () => JSON.stringify(eventJson(v, q))).frame(type),
+        lastEventId: lastId ? Number(lastId) : undefined,
+        signal: options.signal,
+        onClose: (reason, detail) => {
+          watchers.sse--;
+          if (reason !== "slow") return;
+          watchers.sseSlowClosed = (watchers.sseSlowClosed ?? 0) + 1;
+          options.log?.log("warn", "closed a stream that stopped reading", {
+            path,
+            unsentBytes: detail.unsentBytes,
+          });
+        },
       });
     }
     return errorResponse(404, `no route ${JSON.stringify(path)}; see docs/api.md`);
   };
-}
-
-function signals(req: Request, options: ApiOptions): AbortSignal[] {
-  return options.signal ? [req.signal, options.signal] : [req.signal];
 }
 
 /** 404 for a namespace or Service that is not served, naming what is; undefined when it is. */
@@ -132,32 +151,34 @@ function goneResponse(tombstone: ServiceView): Response {
  * Service went away meanwhile; the drain signal (shutdown) ends the wait with the current state. */
 function block(
   cache: EndpointCache,
+  waiters: Waiters,
   o: { ns: string; name: string; q: Query; signal: AbortSignal },
 ): Promise<ServiceView | undefined> {
   const view = cache.view(o.ns, o.name);
   if (view && view.index !== o.q.index) return Promise.resolve(undefined);
-  if (o.signal.aborted) return Promise.resolve(undefined);
-  return new Promise((resolve) => {
-    // Consul adds up to wait/16 so that many clients with the same wait do not return together.
-    const wait = o.q.waitMs! + Math.random() * (o.q.waitMs! / 16);
-    const done = (gone?: ServiceView) => {
-      clearTimeout(timer);
-      unsubscribe();
-      o.signal.removeEventListener("abort", onAbort);
-      resolve(gone);
-    };
-    const onAbort = () => done();
-    const timer = setTimeout(done, wait);
-    const unsubscribe = cache.subscribe((changed) => {
-      const mine = changed.find((v) => v.namespace === o.ns && v.name === o.name);
-      if (mine) done(mine.removed ? mine : undefined);
-    });
-    o.signal.addEventListener("abort", onAbort, { once: true });
-  });
+  // Consul adds up to wait/16 so that many clients with the same wait do not return together.
+  const wait = o.q.waitMs! + Math.random() * (o.q.waitMs! / 16);
+  return waiters.wait(`${o.ns}/${o.name}`, wait, o.signal);
 }
 
-/** Per-view memo of default-query bodies: the common request costs no serialization. */
-const bodies = new WeakMap<ServiceView, Map<string, string>>();
+/**
+ * Whether a stream for this Service can ever carry it, from the configuration alone: a
+ * namespace that is not watched or a name not in --service-name never will. In selector mode
+ * only the Service watch knows, so a name there is refused only once that watch has listed.
+ */
+function watchable(cache: EndpointCache, ns: string, name: string): boolean {
+  const watched = cache.selection.plan.get(ns);
+  if (!watched) return false;
+  if (watched.kind === "names") return watched.names.includes(name);
+  if (watched.kind === "all") return true;
+  return cache.watches(ns, name) || !cache.synced(ns);
+}
+
+/** The event data of a view: its state, or for a tombstone who left and when. */
+function eventJson(view: ServiceView, q: Query): Record<string, unknown> {
+  if (!view.removed) return serviceJson(view, q);
+  return { namespace: view.namespace, name: view.name, index: view.index, removed: true };
+}
 
 function serviceResponse(
   cache: EndpointCache,
@@ -175,14 +196,11 @@ function serviceResponse(
   if (etagMatches(req.headers.get("If-None-Match"), etag)) {
     return new Response(null, { status: 304, headers });
   }
-  let memo = bodies.get(view);
-  if (!memo) bodies.set(view, memo = new Map());
-  let body = memo.get(key);
-  if (body === undefined) {
-    body = o.q.format === "text" ? textBody(view, o.q) : JSON.stringify(serviceJson(view, o.q));
-    // A few query shapes per view are common; more are computed per request.
-    if (memo.size < 8) memo.set(key, body);
-  }
+  const body = serialized(
+    view,
+    key,
+    () => o.q.format === "text" ? textBody(view, o.q) : JSON.stringify(serviceJson(view, o.q)),
+  ).body;
   if (o.q.format === "text") {
     headers["Content-Type"] = "text/plain; charset=utf-8";
     return new Response(body, { headers });

@@ -38,6 +38,7 @@ export function createHandler(
     maxWatchers: options.maxWatchers ?? 1000,
     watchers: options.watchers ?? { sse: 0, blocking: 0 },
     signal: options.signal,
+    log: options.log,
   });
   const notSynced = (what: string): Response =>
     errorResponse(

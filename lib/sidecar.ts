@@ -16,6 +16,7 @@ import type { Logger } from "./log.ts";
 import { Metrics } from "./metrics.ts";
 import { Reflector } from "./reflector.ts";
 import { createHandler } from "./routes.ts";
+import { DRAIN_MS } from "./sse.ts";
 
 /** A running sidecar. */
 export interface Sidecar {
@@ -89,7 +90,7 @@ export async function startSidecar(config: Config, options: SidecarOptions): Pro
   }
   const health = new HealthRegistry();
   for (const r of reflectors) health.add(r.health);
-  const watchers = { sse: 0, blocking: 0 };
+  const watchers = { sse: 0, blocking: 0, sseSlowClosed: 0 };
   const drain = new AbortController();
   const metrics = sidecarMetrics(cache, reflectors, watchers);
   const first = config.services[0];
@@ -99,6 +100,7 @@ export async function startSidecar(config: Config, options: SidecarOptions): Pro
     maxWatchers: config.maxWatchers,
     watchers,
     signal: drain.signal,
+    log,
     readyMaxStalenessMs: config.readyMaxStalenessMs,
     metrics,
     health,
@@ -160,9 +162,10 @@ function probeServer(
   return { addr: server.addr as Deno.NetAddr, server };
 }
 
-/** Longest wait for blocking queries and SSE streams to end after the drain signal; they end
- * at once (the current state is in memory), so this only bounds a stuck client. */
-const DRAIN_MAX_MS = 2_000;
+/** Longest wait for blocking queries and SSE streams to end after the drain signal: they end
+ * at once (the current state is in memory), and a stream whose client does not read is cut
+ * after DRAIN_MS, so this only bounds a stuck client. */
+const DRAIN_MAX_MS = DRAIN_MS + 500;
 /** After the last long-poll ended, time for its response to be written before the server stops
  * (Deno drops a response that is written after shutdown began). */
 const DRAIN_FLUSH_MS = 50;
@@ -195,7 +198,7 @@ function selectorFor(names: string[]): string | undefined {
 function sidecarMetrics(
   cache: EndpointCache,
   reflectors: Reflector[],
-  watchers: { sse: number; blocking: number },
+  watchers: { sse: number; blocking: number; sseSlowClosed: number },
 ): Metrics {
   const m = new Metrics();
   m.counter("kpd_http_requests_total", "HTTP requests by route and status code");
@@ -249,6 +252,12 @@ function sidecarMetrics(
     [{ kind: "sse" }, watchers.sse],
     [{ kind: "blocking" }, watchers.blocking],
   ]);
+  m.gauge(
+    "kpd_sse_slow_closed_total",
+    "SSE streams closed because they held too much unsent for too long (the client stopped reading)",
+    () => [[{}, watchers.sseSlowClosed]],
+    "counter",
+  );
   m.gauge(
     "kpd_ready",
     "1 once every namespace had a complete list",

@@ -1,18 +1,59 @@
 /**
- * Server-Sent Events for change notification. A stream first sends the current state of each
- * selected Service (`event: snapshot`), then one `event: update` per change with `id` = the
- * change index; `Last-Event-ID` resumes with every Service that changed since, so nothing is
- * missed. Each event carries a Service's whole state, so a consumer that reads slowly is never
- * queued behind: the stream keeps at most the latest state per Service and sends that (a fresh
- * snapshot) when the consumer reads again. The cache listener only marks Services pending, so a
- * stalled client cannot slow the watch loop or other clients.
+ * Server-Sent Events over the cache's changes, with real backpressure. A stream opens with
+ * `retry:` and, before the first complete list, a comment; then `event: snapshot` per selected
+ * Service, then `event: update` / `event: removed` per change (`id` = the change index).
+ * `Last-Event-ID` resumes with what changed at or after it, or, when this process cannot replay
+ * that far, `event: reset` and a snapshot. The stream holds at most one pending state per
+ * Service (the cache listener only replaces it) and hands the HTTP layer bytes only when it asks
+ * for more (a pull-based body with no queue), so a slow consumer costs references to shared,
+ * serialized-once frames, not copies. A stream that holds more than `maxUnsentBytes` for
+ * `stallMs` is closed; its client resumes with `Last-Event-ID`. See docs/api.md.
  *
  * @module
  */
 import type { EndpointCache, ServiceView } from "./cache.ts";
+import type { SseHistory } from "./sse_history.ts";
 
 /** Comment line sent when nothing else was, so proxies keep an idle stream open. */
 export const HEARTBEAT_MS = 15_000;
+
+/**
+ * Reconnection delay sent as `retry:`. A restarted sidecar listens again within about a second,
+ * and a refused connection on localhost costs nothing, so a client is back one second after the
+ * process is; the spec leaves the default to the client (3 s in most), which only delays it.
+ */
+export const RETRY_MS = 1_000;
+
+/**
+ * Unsent bytes (pending states plus bytes handed to the HTTP layer it has not written yet) one
+ * stream may hold. Coalescing keeps a one-Service stream under one state, so only an all-Services
+ * stream whose consumer stopped reading gets here: four whole states of a 1,000-endpoint Service.
+ */
+export const MAX_UNSENT_BYTES = 1024 * 1024;
+
+/**
+ * How long a stream may stay over {@linkcode MAX_UNSENT_BYTES} before it is closed. A consumer
+ * that reads at all drains a megabyte from localhost in milliseconds; ten seconds is far beyond a
+ * GC pause or a busy node, and short enough to free the slot of one that stopped.
+ */
+export const STALL_MS = 10_000;
+
+/**
+ * Bytes handed over per pull at most. Deno copies a response body from JavaScript into a channel
+ * that takes up to 64 KiB (BUFFER_BACKPRESSURE_LIMIT in deno's ext/web/stream_resource.rs) and
+ * pulls again only when there is room, which the socket makes; one chunk of the same size keeps
+ * what a stalled stream pins to that, in shared frames.
+ */
+export const CHUNK_BYTES = 64 * 1024;
+
+/** How long a stream may take to send its final state at shutdown before it is cut. */
+export const DRAIN_MS = 2_000;
+
+const encoder = new TextEncoder();
+const HEARTBEAT = encoder.encode(": heartbeat\n\n");
+
+/** The event types a view is sent as. */
+export type EventType = "snapshot" | "update" | "removed";
 
 /** One SSE event in wire format. */
 export function sseEvent(event: { event?: string; id?: string | number; data: string }): string {
@@ -23,78 +64,41 @@ export function sseEvent(event: { event?: string; id?: string | number; data: st
   return out + "\n";
 }
 
+/** Why a stream ended. */
+export type CloseReason = "client" | "shutdown" | "slow";
+
 /** Options for {@linkcode sseResponse}. */
 export interface SseOptions {
-  /** Which views the stream carries. */
-  select: (view: ServiceView) => boolean;
-  /** The event data of a view. */
-  render: (view: ServiceView) => string;
+  /** Replay horizon, tombstones and readiness of the cache. */
+  history: SseHistory;
+  /** The one Service the stream carries; undefined for every watched Service. */
+  service?: { namespace: string; name: string };
+  /** The whole event (`event:`, `id:` and `data:` lines) of a view, shared between streams. */
+  frame: (view: ServiceView, type: EventType) => Uint8Array;
   /** Resume after this index (the client's Last-Event-ID). */
   lastEventId?: number;
   /** Called once when the stream ends, however it ends. */
-  onClose?: () => void;
+  onClose?: (reason: CloseReason, detail: { unsentBytes: number }) => void;
+  /** Ends the stream after its final state (the sidecar draining before shutdown). */
+  signal?: AbortSignal;
   /** Heartbeat period. Default {@linkcode HEARTBEAT_MS}. */
   heartbeatMs?: number;
-  /** Ends the stream (the server shutting down). */
-  signal?: AbortSignal;
+  /** Default {@linkcode MAX_UNSENT_BYTES}. */
+  maxUnsentBytes?: number;
+  /** Default {@linkcode STALL_MS}. */
+  stallMs?: number;
 }
 
-/** A `text/event-stream` response over the cache's changes. */
+interface Pending {
+  view: ServiceView;
+  type: EventType;
+  frame: Uint8Array;
+}
+
+/** A `text/event-stream` response over the cache's changes; always 200. */
 export function sseResponse(cache: EndpointCache, options: SseOptions): Response {
-  const encoder = new TextEncoder();
-  const pending = new Map<string, ServiceView>();
-  let wake: (() => void) | undefined;
-  let first = true;
-  let closed = false;
-  const key = (v: ServiceView) => `${v.namespace}/${v.name}`;
-  for (const v of cache.views()) {
-    if (options.select(v) && (options.lastEventId === undefined || v.index > options.lastEventId)) {
-      pending.set(key(v), v);
-    }
-  }
-  const unsubscribe = cache.subscribe((changed) => {
-    for (const v of changed) if (options.select(v)) pending.set(key(v), v);
-    if (pending.size) wake?.();
-  });
-  const close = () => {
-    if (closed) return;
-    closed = true;
-    unsubscribe();
-    wake?.();
-    options.onClose?.();
-  };
-  options.signal?.addEventListener("abort", close, { once: true });
-  const stream = new ReadableStream<Uint8Array>({
-    async pull(controller) {
-      if (!pending.size && !closed) {
-        await new Promise<void>((resolve) => {
-          const t = setTimeout(resolve, options.heartbeatMs ?? HEARTBEAT_MS);
-          wake = () => {
-            clearTimeout(t);
-            resolve();
-          };
-        });
-        wake = undefined;
-      }
-      if (closed) {
-        controller.close();
-        return;
-      }
-      if (!pending.size) {
-        controller.enqueue(encoder.encode(": heartbeat\n\n"));
-        return;
-      }
-      const views = [...pending.values()].sort((a, b) => a.index - b.index);
-      pending.clear();
-      const event = first && options.lastEventId === undefined ? "snapshot" : "update";
-      first = false;
-      controller.enqueue(encoder.encode(
-        views.map((v) => sseEvent({ event, id: v.index, data: options.render(v) })).join(""),
-      ));
-    },
-    cancel: close,
-  }, { highWaterMark: 0 });
-  return new Response(stream, {
+  const stream = new SseStream(cache, options);
+  return new Response(stream.body, {
     headers: {
       "Content-Type": "text/event-stream; charset=utf-8",
       "Cache-Control": "no-cache",
@@ -102,4 +106,203 @@ export function sseResponse(cache: EndpointCache, options: SseOptions): Response
       "X-Accel-Buffering": "no",
     },
   });
+}
+
+class SseStream {
+  readonly body: ReadableStream<Uint8Array>;
+  #cache: EndpointCache;
+  #o: SseOptions;
+  #pending = new Map<string, Pending>();
+  #pendingBytes = 0;
+  #inFlight = 0;
+  #preamble: Uint8Array[] = [];
+  #started = false;
+  #wake?: () => void;
+  #closed?: CloseReason;
+  #draining = false;
+  #overSince?: number;
+  #stallTimer?: ReturnType<typeof setTimeout>;
+  #drainTimer?: ReturnType<typeof setTimeout>;
+  #controller?: ReadableStreamDefaultController<Uint8Array>;
+  #unsubscribe = () => {};
+
+  constructor(cache: EndpointCache, options: SseOptions) {
+    this.#cache = cache;
+    this.#o = options;
+    const waiting = !cache.ready;
+    this.#preamble.push(
+      encoder.encode(
+        `retry: ${RETRY_MS}\n${waiting ? ": waiting for the first complete list\n" : ""}\n`,
+      ),
+    );
+    options.history.ready().then(() => this.#start());
+    options.signal?.addEventListener("abort", () => this.#drain(), { once: true });
+    this.body = new ReadableStream<Uint8Array>({
+      start: (c) => {
+        this.#controller = c;
+      },
+      pull: (c) => this.#pull(c),
+      cancel: () => this.#close("client"),
+    }, { highWaterMark: 0 });
+  }
+
+  #select(v: ServiceView): boolean {
+    const s = this.#o.service;
+    return s === undefined || (v.namespace === s.namespace && v.name === s.name);
+  }
+
+  /** Fills the first states once the cache is ready, and follows its changes. */
+  #start(): void {
+    if (this.#closed) return;
+    const { history, lastEventId: last, service } = this.#o;
+    const current = service
+      ? [this.#cache.view(service.namespace, service.name)].filter((v) => v !== undefined)
+      : this.#cache.views();
+    if (last !== undefined && history.canReplay(last)) {
+      for (const v of current) if (v.index >= last) this.#put(v, "update");
+      for (const v of history.removedSince(last)) if (this.#select(v)) this.#put(v, "removed");
+    } else {
+      if (last !== undefined) {
+        const reason = last > this.#cache.index
+          ? "Last-Event-ID is newer than any change this sidecar knows"
+          : "Last-Event-ID is older than this sidecar's history";
+        this.#preamble.push(encoder.encode(sseEvent({
+          event: "reset",
+          data: JSON.stringify({ index: this.#cache.index, reason }),
+        })));
+      }
+      for (const v of current) this.#put(v, "snapshot");
+    }
+    this.#started = true;
+    this.#unsubscribe = this.#cache.subscribe((changed) => {
+      for (const v of changed) if (this.#select(v)) this.#put(v, v.removed ? "removed" : "update");
+      this.#checkBound();
+      if (this.#pending.size) this.#wake?.();
+    });
+    this.#wake?.();
+  }
+
+  /** Keeps the latest state of a Service: replaces, never queues. */
+  #put(view: ServiceView, type: EventType): void {
+    const key = `${view.namespace}/${view.name}`;
+    const before = this.#pending.get(key);
+    if (before) {
+      this.#pendingBytes -= before.frame.byteLength;
+      // A Service the client has not had a snapshot of yet still gets one.
+      if (before.type === "snapshot" && type === "update") type = "snapshot";
+    }
+    const frame = this.#o.frame(view, type);
+    this.#pending.set(key, { view, type, frame });
+    this.#pendingBytes += frame.byteLength;
+  }
+
+  get #unsent(): number {
+    return this.#pendingBytes + this.#inFlight;
+  }
+
+  /** Starts or clears the stall clock; closes a stream over its bound for too long. */
+  #checkBound(): void {
+    const max = this.#o.maxUnsentBytes ?? MAX_UNSENT_BYTES;
+    if (this.#unsent <= max) {
+      this.#overSince = undefined;
+      clearTimeout(this.#stallTimer);
+      this.#stallTimer = undefined;
+      return;
+    }
+    if (this.#overSince !== undefined) return;
+    this.#overSince = Date.now();
+    this.#stallTimer = setTimeout(() => {
+      if (this.#overSince !== undefined) this.#abort("slow");
+    }, this.#o.stallMs ?? STALL_MS);
+  }
+
+  async #pull(c: ReadableStreamDefaultController<Uint8Array>): Promise<void> {
+    // Deno asks again once what it took last time moved on towards the socket.
+    this.#inFlight = 0;
+    if (!this.#preamble.length && !this.#hasEvents() && !this.#closed && !this.#draining) {
+      await this.#sleep();
+    }
+    if (this.#closed) return;
+    let budget = CHUNK_BYTES;
+    for (const p of this.#preamble.splice(0)) {
+      c.enqueue(p);
+      budget -= p.byteLength;
+    }
+    if (this.#hasEvents()) {
+      for (const p of [...this.#pending.values()].sort((a, b) => a.view.index - b.view.index)) {
+        if (budget <= 0) break;
+        this.#pending.delete(`${p.view.namespace}/${p.view.name}`);
+        this.#pendingBytes -= p.frame.byteLength;
+        c.enqueue(p.frame);
+        this.#inFlight += p.frame.byteLength;
+        budget -= p.frame.byteLength;
+      }
+    } else if (budget === CHUNK_BYTES && !this.#draining) {
+      c.enqueue(HEARTBEAT);
+    }
+    this.#checkBound();
+    if (this.#draining && !this.#hasEvents() && this.#started) this.#end(c, "shutdown");
+  }
+
+  #hasEvents(): boolean {
+    return this.#started && this.#pending.size > 0;
+  }
+
+  #sleep(): Promise<void> {
+    return new Promise<void>((resolve) => {
+      const t = setTimeout(resolve, this.#o.heartbeatMs ?? HEARTBEAT_MS);
+      this.#wake = () => {
+        clearTimeout(t);
+        this.#wake = undefined;
+        resolve();
+      };
+    });
+  }
+
+  /** Shutdown: send what is pending, then end; cut the stream if its client does not read. */
+  #drain(): void {
+    if (this.#closed) return;
+    this.#draining = true;
+    if (!this.#started) {
+      // Never synced: nothing to send, the next process will.
+      this.#end(this.#controller!, "shutdown");
+      return;
+    }
+    this.#wake?.();
+    this.#drainTimer = setTimeout(() => this.#abort("shutdown"), DRAIN_MS);
+  }
+
+  #end(c: ReadableStreamDefaultController<Uint8Array>, reason: CloseReason): void {
+    if (this.#closed) return;
+    this.#close(reason);
+    try {
+      c.close();
+    } catch {
+      // Already closed or errored.
+    }
+  }
+
+  /** Ends the stream at once, whatever is unsent. */
+  #abort(reason: CloseReason): void {
+    if (this.#closed) return;
+    this.#close(reason);
+    try {
+      this.#controller?.error(new Error(`SSE stream closed: ${reason}`));
+    } catch {
+      // Already closed.
+    }
+  }
+
+  #close(reason: CloseReason): void {
+    if (this.#closed) return;
+    const unsentBytes = this.#unsent;
+    this.#closed = reason;
+    this.#unsubscribe();
+    clearTimeout(this.#stallTimer);
+    clearTimeout(this.#drainTimer);
+    this.#pending.clear();
+    this.#pendingBytes = 0;
+    this.#wake?.();
+    this.#o.onClose?.(reason, { unsentBytes });
+  }
 }

@@ -253,7 +253,8 @@ function sseReader(resp: Response) {
         if (end >= 0) {
           const block = buf.slice(0, end);
           buf = buf.slice(end + 2);
-          if (block.startsWith(":")) continue; // heartbeat comment
+          // Comments (heartbeats) and blocks without data (`retry:`) dispatch nothing.
+          if (!block.split("\n").some((l) => l.startsWith("data"))) continue;
           const ev: { event?: string; id?: string; data: string } = { data: "" };
           for (const line of block.split("\n")) {
             const [k, ...rest] = line.split(": ");

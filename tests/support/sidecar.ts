@@ -59,6 +59,8 @@ export interface SpawnOptions {
   env?: Record<string, string>;
   /** Wait for the "started" log line (default true). */
   waitStarted?: boolean;
+  /** Deno flags before main.ts (default {@linkcode SIDECAR_PERMISSIONS}). */
+  denoFlags?: string[];
 }
 
 /** Starts the sidecar; by default waits until it listens. */
@@ -66,7 +68,7 @@ export async function spawnSidecar(options: SpawnOptions = {}): Promise<SidecarP
   const cmd = new Deno.Command(Deno.execPath(), {
     args: [
       "run",
-      ...SIDECAR_PERMISSIONS,
+      ...(options.denoFlags ?? SIDECAR_PERMISSIONS),
       MAIN,
       // Any free port, unless the test sets one itself.
       ...(options.env?.KUBERNETES_POD_DISCOVERY_LISTEN_PORT ? [] : ["--listen-port=0"]),

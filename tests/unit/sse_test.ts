@@ -1,0 +1,116 @@
+/** SSE streams over a cache driven by hand: framing, coalescing, resume, reset and drain. */
+import assert from "node:assert/strict";
+import type { V1EndpointSlice } from "@kubernetes/client-node";
+import { createApi } from "../../lib/api.ts";
+import { EndpointCache } from "../../lib/cache.ts";
+import { HealthRegistry } from "../../lib/health.ts";
+import { RETRY_MS } from "../../lib/sse.ts";
+
+function slice(name: string, ips: string[], rv: string): V1EndpointSlice {
+  return {
+    metadata: { name, resourceVersion: rv, labels: { "kubernetes.io/service-name": "web" } },
+    addressType: "IPv4",
+    endpoints: ips.map((ip) => ({ addresses: [ip], conditions: { ready: true } })),
+    ports: [{ name: "http", port: 8080, protocol: "TCP" }],
+  };
+}
+
+function setup() {
+  const cache = new EndpointCache(new Map([["ns", { kind: "names", names: ["web"] } as const]]));
+  const drain = new AbortController();
+  const api = createApi(cache, {
+    self: {},
+    maxWatchers: 10,
+    watchers: { sse: 0, blocking: 0 },
+    health: new HealthRegistry(),
+    signal: drain.signal,
+  });
+  const open = async (path: string, headers: Record<string, string> = {}) => {
+    const resp = await api(new Request(`http://x${path}`, { headers }), path)!;
+    return { resp, read: reader(resp) };
+  };
+  return { cache, store: cache.sliceStore("ns"), open, drain };
+}
+
+/** Reads raw text until `until` matches it (or the stream ends). */
+function reader(resp: Response) {
+  const r = resp.body?.pipeThrough(new TextDecoderStream()).getReader();
+  let buf = "";
+  return async (until: RegExp, timeoutMs = 2000): Promise<string> => {
+    const deadline = Date.now() + timeoutMs;
+    while (!until.test(buf)) {
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      const next = await Promise.race([
+        r!.read(),
+        new Promise<"timeout">((res) =>
+          timer = setTimeout(() => res("timeout"), deadline - Date.now())
+        ),
+      ]).finally(() => clearTimeout(timer));
+      if (next === "timeout") throw new Error(`no ${until} in time; got ${JSON.stringify(buf)}`);
+      if (next.done) break;
+      buf += next.value;
+    }
+    const out = buf;
+    buf = "";
+    return out;
+  };
+}
+
+Deno.test("a stream opened before the first list is 200, says retry and waits, then sends the snapshot", async () => {
+  const { store, open, drain } = setup();
+  const { resp, read } = await open("/v1/watch/ns/web");
+  assert.equal(resp.status, 200);
+  assert.equal(resp.headers.get("content-type"), "text/event-stream; charset=utf-8");
+  assert.equal(await read(/\n\n/), `retry: ${RETRY_MS}\n: waiting for the first complete list\n\n`);
+  store.replace([slice("a", ["10.0.0.1"], "5")], "5");
+  const snap = await read(/\n\n/, 3000);
+  assert.match(snap, /^event: snapshot\nid: 5\ndata: \{"namespace":"ns","name":"web"/);
+  drain.abort();
+  assert.equal(await read(/$^/), "", "drain ends the stream");
+});
+
+Deno.test("a Service that is not configured is 404 before the first list too", async () => {
+  const { open } = setup();
+  assert.equal((await open("/v1/watch/ns/other")).resp.status, 404);
+  assert.equal((await open("/v1/watch/elsewhere/web")).resp.status, 404);
+});
+
+Deno.test("a stream that does not read gets only the latest state when it reads again", async () => {
+  const { store, open, drain } = setup();
+  store.replace([slice("a", ["10.0.0.1"], "5")], "5");
+  const { read } = await open("/v1/watch/ns/web");
+  await read(/event: snapshot[^]*\n\n/);
+  for (let i = 2; i <= 6; i++) {
+    const ips = Array.from({ length: i }, (_, k) => `10.0.0.${k + 1}`);
+    store.apply("MODIFIED", slice("a", ips, String(5 + i)));
+  }
+  const text = await read(/\n\n/);
+  assert.equal(text.match(/^event: /gm)?.length, 1, text);
+  assert.match(text, /^event: update\nid: 11\n/);
+  assert.equal(JSON.parse(text.split("data: ")[1]!).endpoints.length, 6);
+  drain.abort();
+});
+
+Deno.test("Last-Event-ID within the history resumes; older gets event: reset and a snapshot", async () => {
+  const { store, open, drain } = setup();
+  store.replace([slice("a", ["10.0.0.1"], "5")], "5");
+  store.apply("MODIFIED", slice("a", ["10.0.0.1", "10.0.0.2"], "7"));
+  const resumed = await open("/v1/watch/ns/web", { "Last-Event-ID": "6" });
+  assert.match(await resumed.read(/event: update[^]*\n\n/), /event: update\nid: 7\n/);
+  const old = await open("/v1/watch/ns/web", { "Last-Event-ID": "3" });
+  const text = await old.read(/event: snapshot[^]*\n\n/);
+  assert.match(text, /event: reset\ndata: \{"index":7,"reason":"Last-Event-ID is older/);
+  assert.match(text, /event: snapshot\nid: 7\n/);
+  drain.abort();
+});
+
+Deno.test("two streams with the same filters are handed the very same bytes", async () => {
+  const { cache, store } = setup();
+  store.replace([slice("a", ["10.0.0.1"], "5")], "5");
+  const { serialized } = await import("../../lib/serialize.ts");
+  const view = cache.view("ns", "web")!;
+  const a = serialized(view, "shape", () => "{}");
+  const b = serialized(view, "shape", () => "other");
+  assert.equal(a, b);
+  assert.equal(a.frame("update"), b.frame("update"));
+});
