@@ -6,7 +6,7 @@
  * @module
  */
 import { EndpointCache, SERVICE_NAME_LABEL, type Watched } from "./cache.ts";
-import type { Config } from "./config.ts";
+import { type Config, ConfigError } from "./config.ts";
 import { HealthRegistry } from "./health.ts";
 import { connect, type KubeConnection } from "./kube_client.ts";
 import type { Logger } from "./log.ts";
@@ -98,22 +98,24 @@ export async function startSidecar(config: Config, options: SidecarOptions): Pro
     readyMaxStalenessMs: config.readyMaxStalenessMs,
     metrics,
     health,
+    allowRemoteData: config.allowRemoteData,
   });
-  const server = Deno.serve({
-    hostname: config.listenAddress,
-    port: config.listenPort,
-    signal,
-    onListen: () => {},
-    onError: (e) => {
-      log.log("error", "request failed", { error: e });
-      return new Response("internal error", { status: 500 });
-    },
-  }, handler);
+  const server = listen(config, (hostname) =>
+    Deno.serve({
+      hostname,
+      port: config.listenPort,
+      signal,
+      onListen: () => {},
+      onError: (e) => {
+        log.log("error", "request failed", { error: e });
+        return new Response("internal error", { status: 500 });
+      },
+    }, handler));
   const probes = config.probePort ? probeServer(config, handler, signal, log) : undefined;
   const addr = server.addr as Deno.NetAddr;
   log.log("info", "started", {
-    listen: `${addr.hostname}:${addr.port}`,
-    probes: probes ? `${probes.addr.hostname}:${probes.addr.port}` : undefined,
+    listen: hostPort(addr),
+    probes: probes ? hostPort(probes.addr) : undefined,
     server: conn.server,
     mode: conn.mode,
     watch: Object.fromEntries([...plan].map(([ns, w]) => [ns, describe(w)])),
@@ -122,6 +124,39 @@ export async function startSidecar(config: Config, options: SidecarOptions): Pro
   const finished = Promise.all([server.finished, probes?.finished, watches])
     .then(() => conn.close());
   return { addr, finished };
+}
+
+/**
+ * Listens on the configured address, or by default on every interface: `::` (dual-stack on
+ * Linux), or `0.0.0.0` where the kernel has no IPv6. An address the host does not have is a bad
+ * setting (exit 2), not a crash.
+ */
+function listen(config: Config, serve: (hostname: string) => Deno.HttpServer): Deno.HttpServer {
+  if (config.listenAddress === undefined) {
+    try {
+      return serve("::");
+    } catch (e) {
+      if (e instanceof Deno.errors.AddrInUse) throw e;
+      return serve("0.0.0.0");
+    }
+  }
+  try {
+    return serve(config.listenAddress);
+  } catch (e) {
+    if (e instanceof Deno.errors.AddrInUse) throw e;
+    throw new ConfigError(
+      `Cannot listen on --listen-address / KUBERNETES_POD_DISCOVERY_LISTEN_ADDRESS ` +
+        `${JSON.stringify(config.listenAddress)}: ${(e as Error).message}; ` +
+        "use an address of this Pod, 127.0.0.1, or leave it unset for every interface",
+    );
+  }
+}
+
+/** `host:port`, with an IPv6 host in brackets: `[::]:8080`. */
+function hostPort(addr: Deno.NetAddr): string {
+  return addr.hostname.includes(":")
+    ? `[${addr.hostname}]:${addr.port}`
+    : `${addr.hostname}:${addr.port}`;
 }
 
 /** Paths the probe listener serves: health only, never the endpoints. */
