@@ -6,6 +6,7 @@
  * @module
  */
 import { EndpointCache, SERVICE_NAME_LABEL, type Watched } from "./cache.ts";
+import { isOpenPath } from "./access.ts";
 import { type Config, ConfigError } from "./config.ts";
 import { HealthRegistry } from "./health.ts";
 import { connect, type KubeConnection } from "./kube_client.ts";
@@ -159,8 +160,10 @@ function hostPort(addr: Deno.NetAddr): string {
     : `${addr.hostname}:${addr.port}`;
 }
 
-/** Paths the probe listener serves: health only, never the endpoints. */
-const PROBE_PATHS = new Set(["/livez", "/readyz", "/health"]);
+/** Paths the probe listener serves: health only (the Go service's /health/ subtree too). */
+function isProbePath(path: string): boolean {
+  return isOpenPath(path) && path !== "/metrics";
+}
 
 function probeServer(
   config: Config,
@@ -179,7 +182,7 @@ function probeServer(
     },
   }, (req) => {
     const path = new URL(req.url).pathname;
-    if (!PROBE_PATHS.has(path)) {
+    if (!isProbePath(path)) {
       return Response.json({ error: "the probe port serves /livez, /readyz and /health only" }, {
         status: 404,
       });

@@ -177,7 +177,7 @@ Deno.test(
 );
 
 Deno.test(
-  "the probe listener serves /livez and /readyz on every interface and nothing else",
+  "the probe listener serves /livez, /readyz and the /health/ subtree on every interface and nothing else",
   T,
   async () => {
     const ns = await createNamespace("probes");
@@ -197,6 +197,9 @@ Deno.test(
       };
       await waitFor(async () => (await probe("/readyz")).status === 200);
       assert.equal((await probe("/livez")).text, "ok");
+      for (const path of ["/health", "/health/", "/health/x"]) {
+        assert.equal((await probe(path)).text, "ok", path);
+      }
       assert.equal((await probe("/endpoints")).status, 404);
       assert.equal((await probe("/v1/services")).status, 404);
       assert.equal((await sidecar.request("/endpoints")).status, 200, "the API is on its own port");
