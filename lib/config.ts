@@ -21,7 +21,7 @@ export interface Config {
   allServices: boolean;
   /** Namespaces of the selector and all-services modes; empty means the default one. */
   namespaces: string[];
-  /** The pod's node (downward API spec.nodeName), for `?prefer=node`. */
+  /** The pod's node (downward API spec.nodeName), for `?node=prefer`. */
   nodeName?: string;
   /** The pod's zone, for `?zonal=` without `zone`. */
   zone?: string;
@@ -31,8 +31,11 @@ export interface Config {
   maxWatchers: number;
   /** Namespace of services given without one; undefined means the pod's or context's own. */
   namespace?: string;
-  listenAddress: string;
+  /** Address to listen on; undefined: every interface (`::`, dual-stack, else `0.0.0.0`). */
+  listenAddress?: string;
   listenPort: number;
+  /** Serve the endpoint data and /v1 to clients outside the Pod too (default: loopback only). */
+  allowRemoteData: boolean;
   /** A second listener for the kubelet's probes only (/livez, /readyz, /health); 0: none. */
   probePort: number;
   probeAddress: string;
@@ -93,7 +96,7 @@ export const SETTINGS: Record<string, Setting> = {
   nodeName: {
     flag: "node-name",
     env: [ENV + "NODE_NAME"],
-    help: "this pod's node, for ?prefer=node (downward API: spec.nodeName)",
+    help: "this pod's node, for ?node=prefer (downward API: spec.nodeName)",
   },
   zone: {
     flag: "zone",
@@ -120,8 +123,17 @@ export const SETTINGS: Record<string, Setting> = {
   listenAddress: {
     flag: "listen-address",
     env: [ENV + "LISTEN_ADDRESS"],
-    help: "address to serve on; 0.0.0.0 exposes the API outside the pod",
-    default: "127.0.0.1",
+    help: "IP address to serve on (default: every interface, :: dual-stack, else 0.0.0.0: the " +
+      "kubelet's probes reach the Pod's IP, the endpoint data is served to loopback clients " +
+      "only); 127.0.0.1 for a loopback-only listener",
+  },
+  allowRemoteData: {
+    flag: "allow-remote-data",
+    env: [ENV + "ALLOW_REMOTE_DATA"],
+    help: "also serve /endpoints and /v1 to clients outside the Pod (true or false); health " +
+      "routes and /metrics are served to every client",
+    default: "false",
+    boolean: true,
   },
   listenPort: {
     flag: "listen-port",
@@ -229,7 +241,7 @@ export function loadConfig(args: string[], options: LoadConfigOptions = {}): Con
   const namespace = raw("namespace").value?.trim() || undefined;
   if (namespace !== undefined) checkDnsLabel(namespace, raw("namespace").source);
   const listenPort = parsePort(raw("listenPort"));
-  const listenAddress = raw("listenAddress").value?.trim() || "127.0.0.1";
+  const listenAddress = parseAddress(raw("listenAddress"));
   const level = raw("logLevel");
   if (!LOG_LEVELS.includes(level.value as LogLevel)) {
     throw new ConfigError(
@@ -272,14 +284,38 @@ export function loadConfig(args: string[], options: LoadConfigOptions = {}): Con
     namespace,
     listenAddress,
     listenPort,
+    allowRemoteData: parseBool(raw("allowRemoteData")),
     probePort: parsePort(raw("probePort")),
-    probeAddress: raw("probeAddress").value?.trim() || "0.0.0.0",
+    probeAddress: parseAddress(raw("probeAddress")) ?? "0.0.0.0",
     kubeconfig: raw("kubeconfig").value?.trim() || undefined,
     context: raw("context").value?.trim() || undefined,
     serviceAccountDir: raw("serviceAccountDir").value || DEFAULT_SERVICE_ACCOUNT_DIR,
     logLevel: level.value as LogLevel,
     watchIdleTimeoutMs: idleS * 1000,
   };
+}
+
+/** An IP address to listen on (brackets around IPv6 accepted); undefined when unset. */
+function parseAddress(r: { value?: string; source: string }): string | undefined {
+  const v = (r.value ?? "").trim().replace(/^\[(.*)\]$/, "$1");
+  if (v === "") return undefined;
+  const v4 = /^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})$/.exec(v);
+  if (v4 ? v4.slice(1).every((o) => Number(o) <= 255) : v.includes(":") && isIPv6(v)) return v;
+  throw new ConfigError(
+    `Cannot parse ${r.source}: ${
+      JSON.stringify(r.value)
+    } is not an IP address (e.g. 127.0.0.1, ::, 0.0.0.0); the port is a separate setting`,
+  );
+}
+
+function isIPv6(v: string): boolean {
+  if (!/^[0-9a-fA-F:.]+$/.test(v)) return false;
+  try {
+    new URL(`http://[${v}]/`);
+    return true;
+  } catch {
+    return false;
+  }
 }
 
 function parseBool(r: { value?: string; source: string }): boolean {

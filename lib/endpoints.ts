@@ -48,13 +48,12 @@ function portsOf(slice: V1EndpointSlice): PortView[] {
 }
 
 function viewOf(e: V1Endpoint, slice: V1EndpointSlice, ports: PortView[]): EndpointView {
-  // API contract: a nil ready means ready, a nil serving means the same as ready.
-  const ready = e.conditions?.ready ?? true;
+  // API contract, as kube-proxy reads it: a nil ready means ready, a nil serving means serving.
   const view: EndpointView = {
     addresses: [...e.addresses],
     addressType: slice.addressType,
-    ready,
-    serving: e.conditions?.serving ?? ready,
+    ready: e.conditions?.ready ?? true,
+    serving: e.conditions?.serving ?? true,
     terminating: e.conditions?.terminating ?? false,
     ports,
   };
@@ -124,8 +123,9 @@ export interface V1EndpointsShape {
 }
 
 /**
- * Renders merged endpoints as a v1 Endpoints object: ready endpoints in `addresses`, the others
- * (not ready, terminating) in `notReadyAddresses`, one subset per distinct port set. Like the
+ * Renders merged endpoints as a v1 Endpoints object: ready endpoints in `addresses`, not-ready
+ * ones in `notReadyAddresses`, terminating ones left out (as the Endpoints controller did), one
+ * subset per distinct port set. Like the
  * v1 Endpoints controller it shows one address family: IPv4 when the Service has any, else IPv6.
  */
 export function renderV1Endpoints(
@@ -136,6 +136,9 @@ export function renderV1Endpoints(
   const subsets = new Map<string, V1EndpointsShape["subsets"][number]>();
   for (const e of endpoints) {
     if (e.addressType !== family) continue;
+    // The Endpoints controller left terminating Pods out, unless publishNotReadyAddresses
+    // (then their slice endpoint is ready, and it stays in addresses).
+    if (e.terminating && !e.ready) continue;
     const key = JSON.stringify(e.ports);
     let subset = subsets.get(key);
     if (!subset) {

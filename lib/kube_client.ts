@@ -9,6 +9,7 @@
  *
  * @module
  */
+import { dirname, resolve } from "node:path";
 import { ConfigError } from "./config.ts";
 
 /** Re-read the service-account token this often even without a 401; the kubelet refreshes it
@@ -151,7 +152,8 @@ async function fromKubeconfig(path: string, context?: string): Promise<KubeConne
   const kc = new KubeConfig();
   try {
     kc.loadFromString(text);
-    kc.makePathsAbsolute(path.replace(/\/[^/]*$/, "") || "/");
+    // Relative file names in a kubeconfig are relative to its own directory.
+    kc.makePathsAbsolute(dirname(resolve(path)));
     if (context) kc.setCurrentContext(context);
   } catch (e) {
     throw new ConfigError(`Cannot load kubeconfig ${path}: ${(e as Error).message}`);
@@ -164,6 +166,7 @@ async function fromKubeconfig(path: string, context?: string): Promise<KubeConne
       }: set current-context or --context`,
     );
   }
+  refuseUnsupported(path, cluster);
   const tls: HttpsOptions = {};
   try {
     await kc.applyToHTTPSOptions(tls as never);
@@ -175,6 +178,7 @@ async function fromKubeconfig(path: string, context?: string): Promise<KubeConne
     caCerts: tls.ca ? [decoder.decode(tls.ca)] : undefined,
     cert: tls.cert ? decoder.decode(tls.cert) : undefined,
     key: tls.key ? decoder.decode(tls.key) : undefined,
+    proxy: cluster.proxyUrl ? { url: cluster.proxyUrl } : undefined,
   };
   let client = Deno.createHttpClient(clientOptions);
   const server = cluster.server.replace(/\/$/, "");
@@ -201,6 +205,30 @@ async function fromKubeconfig(path: string, context?: string): Promise<KubeConne
       client.close();
     },
   };
+}
+
+/**
+ * Cluster fields Deno's HTTP client cannot honour per connection are refused, never ignored:
+ * skipping verification silently would differ from kubectl in the unsafe direction, and a
+ * different TLS server name would fail with an opaque certificate error.
+ */
+function refuseUnsupported(
+  path: string,
+  cluster: { name: string; skipTLSVerify: boolean; tlsServerName?: string },
+): void {
+  const where = `Cannot use kubeconfig ${path}: cluster ${JSON.stringify(cluster.name)} sets`;
+  if (cluster.skipTLSVerify) {
+    throw new ConfigError(
+      `${where} insecure-skip-tls-verify, which Deno's HTTP client cannot do per connection; ` +
+        "set certificate-authority or certificate-authority-data to the API server's CA instead",
+    );
+  }
+  if (cluster.tlsServerName) {
+    throw new ConfigError(
+      `${where} tls-server-name ${JSON.stringify(cluster.tlsServerName)}, which Deno's HTTP ` +
+        "client cannot send; set server to a URL whose host name the certificate covers instead",
+    );
+  }
 }
 
 function readKubeconfig(path: string): string {

@@ -8,9 +8,10 @@
  * @module
  */
 import { EndpointCache, SERVICE_NAME_LABEL, type Watched } from "./cache.ts";
-import { countEndpoints } from "./service_view.ts";
-import type { Config } from "./config.ts";
+import { isOpenPath } from "./access.ts";
+import { type Config, ConfigError } from "./config.ts";
 import { HealthRegistry } from "./health.ts";
+import { countEndpoints } from "./service_view.ts";
 import { connect, type KubeConnection } from "./kube_client.ts";
 import type { Logger } from "./log.ts";
 import { Metrics } from "./metrics.ts";
@@ -104,21 +105,23 @@ export async function startSidecar(config: Config, options: SidecarOptions): Pro
     readyMaxStalenessMs: config.readyMaxStalenessMs,
     metrics,
     health,
+    allowRemoteData: config.allowRemoteData,
   });
-  const server = Deno.serve({
-    hostname: config.listenAddress,
-    port: config.listenPort,
-    onListen: () => {},
-    onError: (e) => {
-      log.log("error", "request failed", { error: e });
-      return new Response("internal error", { status: 500 });
-    },
-  }, handler);
+  const server = listen(config, (hostname) =>
+    Deno.serve({
+      hostname,
+      port: config.listenPort,
+      onListen: () => {},
+      onError: (e) => {
+        log.log("error", "request failed", { error: e });
+        return new Response("internal error", { status: 500 });
+      },
+    }, handler));
   const probes = config.probePort ? probeServer(config, handler, log) : undefined;
   const addr = server.addr as Deno.NetAddr;
   log.log("info", "started", {
-    listen: `${addr.hostname}:${addr.port}`,
-    probes: probes ? `${probes.addr.hostname}:${probes.addr.port}` : undefined,
+    listen: hostPort(addr),
+    probes: probes ? hostPort(probes.addr) : undefined,
     server: conn.server,
     mode: conn.mode,
     watch: cache.selection.describe(),
@@ -134,8 +137,43 @@ export async function startSidecar(config: Config, options: SidecarOptions): Pro
   return { addr, finished };
 }
 
-/** Paths the probe listener serves: health only, never the endpoints. */
-const PROBE_PATHS = new Set(["/livez", "/readyz", "/health"]);
+/**
+ * Listens on the configured address, or by default on every interface: `::` (dual-stack on
+ * Linux), or `0.0.0.0` where the kernel has no IPv6. An address the host does not have is a bad
+ * setting (exit 2), not a crash.
+ */
+function listen(config: Config, serve: (hostname: string) => Deno.HttpServer): Deno.HttpServer {
+  if (config.listenAddress === undefined) {
+    try {
+      return serve("::");
+    } catch (e) {
+      if (e instanceof Deno.errors.AddrInUse) throw e;
+      return serve("0.0.0.0");
+    }
+  }
+  try {
+    return serve(config.listenAddress);
+  } catch (e) {
+    if (e instanceof Deno.errors.AddrInUse) throw e;
+    throw new ConfigError(
+      `Cannot listen on --listen-address / KUBERNETES_POD_DISCOVERY_LISTEN_ADDRESS ` +
+        `${JSON.stringify(config.listenAddress)}: ${(e as Error).message}; ` +
+        "use an address of this Pod, 127.0.0.1, or leave it unset for every interface",
+    );
+  }
+}
+
+/** `host:port`, with an IPv6 host in brackets: `[::]:8080`. */
+function hostPort(addr: Deno.NetAddr): string {
+  return addr.hostname.includes(":")
+    ? `[${addr.hostname}]:${addr.port}`
+    : `${addr.hostname}:${addr.port}`;
+}
+
+/** Paths the probe listener serves: health only (the Go service's /health/ subtree too). */
+function isProbePath(path: string): boolean {
+  return isOpenPath(path) && path !== "/metrics";
+}
 
 function probeServer(
   config: Config,
@@ -152,7 +190,7 @@ function probeServer(
     },
   }, (req) => {
     const path = new URL(req.url).pathname;
-    if (!PROBE_PATHS.has(path)) {
+    if (!isProbePath(path)) {
       return Response.json({ error: "the probe port serves /livez, /readyz and /health only" }, {
         status: 404,
       });

@@ -23,6 +23,18 @@ for (
       /KUBERNETES_POD_DISCOVERY_SERVICE_NAME is empty: set it to the name of the Service/,
     ],
     [
+      "a listen address that is not an IP address",
+      { ...SEED, ...IN_CLUSTER, KUBERNETES_POD_DISCOVERY_LISTEN_ADDRESS: "nonsense host" },
+      [],
+      /KUBERNETES_POD_DISCOVERY_LISTEN_ADDRESS: "nonsense host" is not an IP address/,
+    ],
+    [
+      "a listen address this host does not have",
+      { ...SEED, ...IN_CLUSTER, KUBERNETES_POD_DISCOVERY_SERVICE_ACCOUNT_DIR: "SA_DIR" },
+      ["--listen-address=192.0.2.1"],
+      /Cannot listen on --listen-address .*"192\.0\.2\.1": .*; use an address of this Pod/,
+    ],
+    [
       "an unreadable kubeconfig",
       SEED,
       ["--kubeconfig=/nonexistent/config"],
@@ -43,8 +55,14 @@ for (
   ] as const
 ) {
   Deno.test(`${what} exits non-zero with one line naming the setting`, T, async () => {
-    const sidecar = await spawnSidecar({ env: { ...env }, args: [...args], waitStarted: false });
+    // The listener starts after the service account is read: give it a readable one.
+    const sa = await Deno.makeTempDir({ prefix: "kpd-sa-" });
+    for (const f of ["token", "ca.crt", "namespace"]) await Deno.writeTextFile(`${sa}/${f}`, "x");
+    const e: Record<string, string> = { ...env };
+    for (const k of Object.keys(e)) if (e[k] === "SA_DIR") e[k] = sa;
+    const sidecar = await spawnSidecar({ env: e, args: [...args], waitStarted: false });
     const status = await sidecar.status;
+    await Deno.remove(sa, { recursive: true });
     assert.equal(status.code, 2);
     const lines = sidecar.stderr().trim().split("\n");
     assert.equal(lines.length, 1, sidecar.stderr());
@@ -96,7 +114,11 @@ Deno.test(
       assert.equal(nf.status, 404);
       assert.match(nf.json().error, /no route/);
       for (const method of ["POST", "PUT", "DELETE", "PATCH"]) {
-        const r = await sidecar.request("/endpoints", { method, body: "x" });
+        // The Go service's routes take any method, as its ServeMux did; the added ones do not.
+        const seed = await sidecar.request("/endpoints", { method, body: "x" });
+        assert.equal(seed.status, 200, method);
+        assert.equal(seed.text, good);
+        const r = await sidecar.request("/readyz", { method, body: "x" });
         assert.equal(r.status, 405, method);
         assert.equal(r.headers.get("allow"), "GET, HEAD");
       }

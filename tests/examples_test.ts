@@ -301,11 +301,32 @@ async function allowed(
 
 const DEPLOYMENTS = MANIFESTS.filter((m) => m.object.kind === "Deployment");
 
-Deno.test("examples/ has the nginx example and a multi-service example", () => {
+Deno.test("examples/ has the nginx example as a native sidecar, one in the Go service's plain-container form, and a multi-service example", () => {
   const files = new Set(MANIFESTS.map((m) => m.file));
-  for (const f of ["nginx-deployment.yaml", "nginx-service.yaml", "nginx-rbac.yaml"]) {
+  for (
+    const f of [
+      "nginx-deployment.yaml",
+      "nginx-plain-container.yaml",
+      "nginx-service.yaml",
+      "nginx-rbac.yaml",
+    ]
+  ) {
     assert.ok(files.has(f), `examples/${f}`);
   }
+  const form = (file: string) => {
+    const d = DEPLOYMENTS.find((m) => m.file === file)!.object as Deployment;
+    const spec = d.spec.template.spec;
+    const c = sidecarOf(spec);
+    return spec.initContainers?.includes(c) && c.restartPolicy === "Always" ? "native" : "plain";
+  };
+  assert.equal(form("nginx-deployment.yaml"), "native");
+  assert.equal(form("multi-service.yaml"), "native");
+  assert.equal(form("nginx-plain-container.yaml"), "plain");
+  const plain = sidecarOf(
+    (DEPLOYMENTS.find((m) => m.file === "nginx-plain-container.yaml")!.object as Deployment).spec
+      .template.spec,
+  );
+  assert.deepEqual(plain.livenessProbe?.httpGet, { path: "/health", port: 8080 }, "as Go's");
   assert.ok(
     DEPLOYMENTS.some((d) => {
       const env = sidecarOf((d.object as Deployment).spec.template.spec).env ?? [];
@@ -345,18 +366,26 @@ for (const { file, object } of DEPLOYMENTS) {
     assert.ok(spec.serviceAccountName && spec.serviceAccountName !== "default");
     assert.doesNotMatch(c.image, /:latest$|^[^:]*$/, "a pinned image tag");
 
-    // Probes on the sidecar's probe listener: the kubelet connects to the Pod's IP, and the API
-    // itself stays on 127.0.0.1, so the probes need the listener that serves health only.
+    // Probes on a port that serves the health routes through the Pod's IP: the default
+    // listener (every interface; the data answers loopback only) or the probe listener.
     const env = new Map((c.env ?? []).map((e) => [e.name, e.value]));
+    const listen = Number(env.get(ENV + "LISTEN_PORT") ?? "8080");
     const probe = Number(env.get(ENV + "PROBE_PORT") ?? "0");
-    assert.ok(probe > 0, "a probe port, since the API listens on 127.0.0.1 only");
-    assert.equal(env.get(ENV + "LISTEN_ADDRESS") ?? "127.0.0.1", "127.0.0.1");
-    assert.equal(c.livenessProbe?.httpGet?.path, "/livez");
+    const address = env.get(ENV + "LISTEN_ADDRESS");
+    const reachable = new Set([probe, address === undefined ? listen : 0].filter((p) => p > 0));
+    assert.ok(reachable.size > 0, "a listener the kubelet can reach");
+    assert.equal(env.get(ENV + "ALLOW_REMOTE_DATA"), undefined, "the data stays in the Pod");
+    assert.match(c.livenessProbe?.httpGet?.path ?? "", /^\/(livez|health)$/);
     assert.equal(c.readinessProbe?.httpGet?.path, "/readyz");
     for (const p of [c.livenessProbe, c.readinessProbe, c.startupProbe]) {
       if (!p?.httpGet) continue;
-      assert.equal(probePort(c, p.httpGet.port), probe);
+      assert.ok(reachable.has(probePort(c, p.httpGet.port)!), `probe port ${p.httpGet.port}`);
       assert.equal(p.httpGet.host, undefined, "the kubelet probes the Pod's IP");
+    }
+    // A native sidecar is ready before the app starts: a startupProbe on /readyz.
+    if (c.restartPolicy === "Always") {
+      assert.ok(spec.initContainers?.includes(c), "restartPolicy Always only in initContainers");
+      assert.equal(c.startupProbe?.httpGet?.path, "/readyz");
     }
 
     const requests = c.resources?.requests ?? {};

@@ -77,7 +77,7 @@ Deno.test(
 );
 
 Deno.test(
-  "150 Pods in several controller-made slices are served merged, with NotReady and terminating Pods in notReadyAddresses",
+  "150 Pods in several controller-made slices are served merged, NotReady Pods in notReadyAddresses and terminating Pods left out, as the Endpoints controller did",
   T,
   async () => {
     const ns = await createNamespace("many");
@@ -116,14 +116,16 @@ Deno.test(
       }, { timeoutMs: 30_000 });
       const after = await waitFor(async () => {
         const s = await served(sidecar);
-        return s.notReady.length === 8 && s;
+        return s.notReady.length === 5 && s.ready.length === 142 && s;
       }, { timeoutMs: 1_000, message: "the sidecar to serve the change within a second" });
-      assert.equal(after.ready.length, 142);
+      assert.deepEqual(after.notReady, (await served(sidecar)).notReady);
       const slicesNow = await listEndpointSlices(ns, "web");
       const terminating = slicesNow.flatMap((x) => x.endpoints ?? [])
         .filter((e) => e.conditions?.terminating).map((e) => e.addresses[0]).sort();
       assert.equal(terminating.length, 3);
-      for (const ip of terminating) assert.ok(after.notReady.includes(ip!), ip);
+      for (const ip of terminating) {
+        assert.ok(!after.notReady.includes(ip!) && !after.ready.includes(ip!), ip);
+      }
     } finally {
       await sidecar.stop();
       await mount.remove();
@@ -175,7 +177,7 @@ Deno.test(
 );
 
 Deno.test(
-  "the probe listener serves /livez and /readyz on every interface and nothing else",
+  "the probe listener serves /livez, /readyz and the /health/ subtree on every interface and nothing else",
   T,
   async () => {
     const ns = await createNamespace("probes");
@@ -195,6 +197,9 @@ Deno.test(
       };
       await waitFor(async () => (await probe("/readyz")).status === 200);
       assert.equal((await probe("/livez")).text, "ok");
+      for (const path of ["/health", "/health/", "/health/x"]) {
+        assert.equal((await probe(path)).text, "ok", path);
+      }
       assert.equal((await probe("/endpoints")).status, 404);
       assert.equal((await probe("/v1/services")).status, 404);
       assert.equal((await sidecar.request("/endpoints")).status, 200, "the API is on its own port");

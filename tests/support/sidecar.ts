@@ -159,7 +159,8 @@ export async function spawnSidecar(options: SpawnOptions = {}): Promise<SidecarP
         throw new Error(`sidecar exited with ${s.code} before starting; stderr:\n${stderr}`);
       }),
     ]);
-    url = `http://${started.listen}`;
+    // A listener on every interface is reached, as a container of the Pod would, on loopback.
+    url = `http://${String(started.listen).replace(/^(\[::\]|0\.0\.0\.0):/, "127.0.0.1:")}`;
   }
   return proc;
 }

@@ -16,10 +16,11 @@ Deno.test("the seed's three env vars configure the service, namespace and port",
   assert.equal(c.listenPort, 9000);
 });
 
-Deno.test("defaults: port 8080 on 127.0.0.1, namespace left to the pod's own", () => {
+Deno.test("defaults: port 8080 on every interface with the data for loopback only, namespace left to the pod's own", () => {
   const c = load([], SEED);
   assert.equal(c.listenPort, 8080);
-  assert.equal(c.listenAddress, "127.0.0.1");
+  assert.equal(c.listenAddress, undefined, "every interface: :: (dual-stack), else 0.0.0.0");
+  assert.equal(c.allowRemoteData, false);
   assert.deepEqual(c.services, [{ namespace: "", name: "web" }]);
   assert.equal(c.logLevel, "info");
 });
@@ -63,6 +64,18 @@ for (
     ["an unknown flag", ["--port=1"], SEED, /Unknown argument "--port=1": see --help/],
     ["a flag without value", ["--namespace"], SEED, /--namespace needs a value/],
     [
+      "a listen address that is not an IP address",
+      ["--listen-address=nonsense host"],
+      SEED,
+      /Cannot parse --listen-address: "nonsense host" is not an IP address \(e\.g\. 127\.0\.0\.1, ::, 0\.0\.0\.0\)/,
+    ],
+    [
+      "a listen address with a port",
+      [],
+      { ...SEED, KUBERNETES_POD_DISCOVERY_LISTEN_ADDRESS: "127.0.0.1:8080" },
+      /KUBERNETES_POD_DISCOVERY_LISTEN_ADDRESS: "127\.0\.0\.1:8080" is not an IP address/,
+    ],
+    [
       "an unknown log level",
       ["--log-level=loud"],
       SEED,
@@ -87,6 +100,21 @@ Deno.test("--help lists every setting with its env var and default", () => {
     for (const e of s.env) assert.ok(help.includes(e), e);
     if (s.default) assert.ok(help.includes(`(default ${s.default})`), s.flag);
   }
+});
+
+Deno.test("listen addresses: IPv4, IPv6 with or without brackets; allow-remote-data widens the policy", () => {
+  assert.equal(load(["--listen-address=127.0.0.1"], SEED).listenAddress, "127.0.0.1");
+  assert.equal(load(["--listen-address=::"], SEED).listenAddress, "::");
+  assert.equal(load(["--listen-address=[::1]"], SEED).listenAddress, "::1");
+  assert.equal(load(["--listen-address=fd00::1"], SEED).listenAddress, "fd00::1");
+  assert.equal(load(["--allow-remote-data"], SEED).allowRemoteData, true);
+  const env = { ...SEED, KUBERNETES_POD_DISCOVERY_ALLOW_REMOTE_DATA: "true" };
+  assert.equal(load([], env).allowRemoteData, true);
+});
+
+Deno.test("--help names the node parameter as the API takes it: ?node=prefer", () => {
+  assert.ok(helpText().includes("?node=prefer"));
+  assert.ok(!helpText().includes("?prefer=node"));
 });
 
 Deno.test("selector and all-services modes take namespaces; only one mode at a time", () => {

@@ -39,11 +39,14 @@ Deno.test("ports are resolved per slice, so one address may serve two port sets"
   assert.deepEqual(merged.map((e) => e.ports[0]!.port).sort(), [8080, 9090]);
 });
 
-Deno.test("a nil ready condition means ready, and a nil serving means the same as ready", () => {
+Deno.test("a nil ready condition means ready, and a nil serving means serving, as the API and kube-proxy read them", () => {
   const [e] = mergeSlices([slice("a", [{ ip: "10.0.0.1" }])]);
   assert.equal(e!.ready, true);
   assert.equal(e!.serving, true);
   assert.equal(e!.terminating, false);
+  const [notReady] = mergeSlices([slice("a", [{ ip: "10.0.0.1", ready: false }])]);
+  assert.equal(notReady!.ready, false);
+  assert.equal(notReady!.serving, true, "serving absent is true, whatever ready says");
 });
 
 Deno.test("merging is independent of slice order", () => {
@@ -60,7 +63,7 @@ Deno.test("FQDN slices and endpoints without addresses are left out", () => {
   assert.deepEqual(merged, []);
 });
 
-Deno.test("the v1 shape puts ready endpoints in addresses and the rest in notReadyAddresses", () => {
+Deno.test("the v1 shape puts ready endpoints in addresses, not-ready ones in notReadyAddresses and leaves terminating ones out, as the Endpoints controller did", () => {
   const merged = mergeSlices([
     slice("a", [
       { ip: "10.0.0.1" },
@@ -74,9 +77,18 @@ Deno.test("the v1 shape puts ready endpoints in addresses and the rest in notRea
   assert.equal(v1.subsets.length, 1);
   const [s] = v1.subsets;
   assert.deepEqual(s!.addresses!.map((a) => a.ip), ["10.0.0.1"]);
-  assert.deepEqual(s!.notReadyAddresses!.map((a) => a.ip), ["10.0.0.2", "10.0.0.3"]);
+  assert.deepEqual(s!.notReadyAddresses!.map((a) => a.ip), ["10.0.0.2"]);
   assert.deepEqual(s!.ports, [{ name: "http", port: 8080, protocol: "TCP" }]);
   assert.equal(s!.addresses![0]!.nodeName, "node-a");
+});
+
+Deno.test("a terminating endpoint still ready (publishNotReadyAddresses) stays in addresses", () => {
+  const merged = mergeSlices([
+    slice("a", [{ ip: "10.0.0.4", ready: true, serving: true, terminating: true }]),
+  ]);
+  const v1 = renderV1Endpoints({ name: "web", namespace: "ns", resourceVersion: "7" }, merged);
+  assert.deepEqual(v1.subsets[0]!.addresses!.map((a) => a.ip), ["10.0.0.4"]);
+  assert.equal(v1.subsets[0]!.notReadyAddresses, undefined);
 });
 
 Deno.test("the v1 shape groups endpoints into one subset per port set", () => {

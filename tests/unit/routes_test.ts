@@ -105,13 +105,167 @@ Deno.test("a DELETED slice drops its endpoints", async () => {
   assert.deepEqual((await get("/endpoints").json()).subsets, []);
 });
 
-Deno.test("unknown paths get 404 JSON and wrong methods 405 with Allow", async () => {
+Deno.test("unknown paths get 404 JSON and wrong methods on the added routes 405 with Allow", async () => {
   const { get } = setup();
   const nf = get("/nope");
   assert.equal(nf.status, 404);
   assert.match((await nf.json()).error, /no route "\/nope"/);
-  const na = get("/endpoints", {}, "POST");
+  const na = get("/readyz", {}, "POST");
   assert.equal(na.status, 405);
   assert.equal(na.headers.get("Allow"), "GET, HEAD");
   await na.body?.cancel();
+});
+
+// ---------------------------------------------------------------------------------------------
+// The Go service's ServeMux routes, the Go time stamp and the loopback policy (issue 9)
+
+/** The handler's second argument, as Deno.serve passes it, for a client at `hostname`. */
+function from(hostname: string): Deno.ServeHandlerInfo<Deno.NetAddr> {
+  return {
+    remoteAddr: { transport: "tcp", hostname, port: 40000 },
+    completed: Promise.resolve(),
+  };
+}
+
+function synced() {
+  const s = setup();
+  s.store.replace([sliceFor("web", ["10.0.0.1"], "5")], "5");
+  const handler = createHandler(s.cache, { primary: web, health: healthOf(s.watch) });
+  const call = (path: string, init: { method?: string; client?: string } = {}) =>
+    handler(
+      new Request(`http://localhost${path}`, { method: init.method ?? "GET" }),
+      from(init.client ?? "127.0.0.1"),
+    ) as Response;
+  return { ...s, call };
+}
+
+function healthOf(watch: WatchHealth): HealthRegistry {
+  const h = new HealthRegistry();
+  h.add(watch);
+  return h;
+}
+
+Deno.test("every seed route answers with and without its trailing slash and on its subtree, as Go's ServeMux", async () => {
+  const { call } = synced();
+  for (const path of ["/endpoints", "/endpoints/", "/endpoints/foo", "/endpoints/a/b"]) {
+    const r = call(path);
+    assert.equal(r.status, 200, path);
+    assert.match(r.headers.get("Content-Type")!, /^application\/json/, path);
+    assert.equal((await r.json()).kind, "Endpoints", path);
+  }
+  for (
+    const path of [
+      "/endpoints/last_updated",
+      "/endpoints/last_updated/",
+      "/endpoints/last_updated/x",
+    ]
+  ) {
+    const r = call(path);
+    assert.equal(r.status, 200, path);
+    assert.match(
+      await r.text(),
+      /^\{"lastUpdated": "\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\+0000"\}$/,
+      path,
+    );
+  }
+  for (const path of ["/health", "/health/", "/health/deep"]) {
+    const r = call(path);
+    assert.equal(r.status, 200, path);
+    assert.equal(await r.text(), "ok", path);
+  }
+});
+
+Deno.test("the seed routes accept any method as Go did; the added routes keep GET and HEAD", async () => {
+  const { call } = synced();
+  for (const method of ["POST", "PUT", "DELETE", "PATCH"]) {
+    const e = call("/endpoints/", { method });
+    assert.equal(e.status, 200, method);
+    assert.equal((await e.json()).kind, "Endpoints");
+    const h = call("/health", { method });
+    assert.equal(await h.text(), "ok");
+    const l = call("/endpoints/last_updated/", { method });
+    assert.equal(l.status, 200);
+    await l.body?.cancel();
+  }
+  for (const path of ["/livez", "/readyz", "/metrics", "/v1/services"]) {
+    const r = call(path, { method: "POST" });
+    assert.equal(r.status, 405, path);
+    assert.equal(r.headers.get("Allow"), "GET, HEAD");
+    await r.body?.cancel();
+  }
+});
+
+Deno.test("lastUpdated is the Go layout in UTC, now while the watch is healthy, frozen once it is broken", async () => {
+  let now = Date.UTC(2026, 10, 27, 13, 25, 46, 475);
+  const cache = new EndpointCache(new Map([["ns", { kind: "names", names: ["web"] }]]));
+  const watch = new WatchHealth({ namespace: "ns", resource: "endpointslices" }, () => now);
+  const handler = createHandler(cache, { primary: web, health: healthOf(watch), now: () => now });
+  const get = async () => {
+    const r = await handler(new Request("http://localhost/endpoints/last_updated/"));
+    return { r, text: await r.text() };
+  };
+  assert.equal((await get()).r.status, 503, "no time before the first list");
+  cache.sliceStore("ns").replace([sliceFor("web", ["10.0.0.1"], "5")], "5");
+  watch.heard();
+  const first = await get();
+  assert.equal(first.text, '{"lastUpdated": "2026-11-27T13:25:46+0000"}');
+  assert.match(first.r.headers.get("Content-Type")!, /^application\/json/);
+  now += 60_000;
+  assert.equal(
+    (await get()).text,
+    '{"lastUpdated": "2026-11-27T13:26:46+0000"}',
+    "a quiet healthy watch stays current",
+  );
+  watch.broken("connection reset");
+  now += 120_000;
+  const frozen = await get();
+  assert.equal(frozen.text, '{"lastUpdated": "2026-11-27T13:26:46+0000"}');
+  assert.equal(frozen.r.headers.get("X-Discovery-Age-Seconds"), "120");
+  watch.heard();
+  assert.equal((await get()).text, '{"lastUpdated": "2026-11-27T13:28:46+0000"}');
+});
+
+Deno.test("a client outside the pod gets the health routes and /metrics, and 403 JSON naming the setting for the data", async () => {
+  const { call } = synced();
+  for (const client of ["10.213.0.2", "fd00::2", "::ffff:10.213.0.2"]) {
+    for (const path of ["/health", "/health/", "/livez", "/readyz", "/metrics"]) {
+      const r = call(path, { client });
+      assert.equal(r.status, 200, `${client} ${path}`);
+      await r.body?.cancel();
+    }
+    for (
+      const path of [
+        "/endpoints",
+        "/endpoints/",
+        "/endpoints/foo",
+        "/endpoints/last_updated/",
+        "/v1/services",
+        "/v1/services/ns/web",
+        "/nope",
+      ]
+    ) {
+      const r = call(path, { client });
+      assert.equal(r.status, 403, `${client} ${path}`);
+      assert.match(r.headers.get("Content-Type")!, /^application\/json/);
+      assert.match((await r.json()).error, /KUBERNETES_POD_DISCOVERY_ALLOW_REMOTE_DATA=true/);
+    }
+  }
+  for (const client of ["127.0.0.1", "127.4.5.6", "::1", "::ffff:127.0.0.1"]) {
+    const r = call("/endpoints/", { client });
+    assert.equal(r.status, 200, client);
+    await r.body?.cancel();
+  }
+});
+
+Deno.test("with allowRemoteData a client outside the pod reads the data too", async () => {
+  const s = setup();
+  s.store.replace([sliceFor("web", ["10.0.0.1"], "5")], "5");
+  const handler = createHandler(s.cache, {
+    primary: web,
+    health: healthOf(s.watch),
+    allowRemoteData: true,
+  });
+  const r = await handler(new Request("http://localhost/endpoints/"), from("10.213.0.2"));
+  assert.equal(r.status, 200);
+  await r.body?.cancel();
 });

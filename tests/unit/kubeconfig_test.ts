@@ -1,0 +1,100 @@
+/** Kubeconfig mode of lib/kube_client.ts: paths, and the cluster fields Deno can and cannot honour. */
+import assert from "node:assert/strict";
+import { ConfigError } from "../../lib/config.ts";
+import { connect } from "../../lib/kube_client.ts";
+
+const T = { sanitizeResources: false, sanitizeOps: false };
+
+/** A self-signed CA in PEM, enough for Deno.createHttpClient to accept it. */
+const CA = Deno.readTextFileSync(new URL("../../tests/unit/testdata/ca.crt", import.meta.url));
+
+function kubeconfig(cluster: Record<string, unknown>): string {
+  return JSON.stringify({
+    apiVersion: "v1",
+    kind: "Config",
+    "current-context": "c",
+    contexts: [{ name: "c", context: { cluster: "k", user: "u", namespace: "ns1" } }],
+    clusters: [{ name: "k", cluster: { server: "https://127.0.0.1:6443", ...cluster } }],
+    users: [{ name: "u", user: { token: "t" } }],
+  });
+}
+
+async function inTempDir<T>(fn: (dir: string) => Promise<T>): Promise<T> {
+  const dir = await Deno.makeTempDir({ prefix: "kpd-kc-" });
+  const cwd = Deno.cwd();
+  try {
+    Deno.chdir(dir);
+    return await fn(dir);
+  } finally {
+    Deno.chdir(cwd);
+    await Deno.remove(dir, { recursive: true });
+  }
+}
+
+Deno.test(
+  "--kubeconfig=config (a relative path) finds ca.crt beside the kubeconfig, not under config/",
+  T,
+  async () => {
+    await inTempDir(async () => {
+      await Deno.writeTextFile("ca.crt", CA);
+      await Deno.writeTextFile("config", kubeconfig({ "certificate-authority": "ca.crt" }));
+      const conn = await connect({ kubeconfig: "config", serviceAccountDir: "/nonexistent" });
+      assert.equal(conn.mode, "kubeconfig");
+      assert.equal(conn.namespace, "ns1");
+      conn.close();
+    });
+  },
+);
+
+for (
+  const [field, value, pattern] of [
+    ["insecure-skip-tls-verify", true, /insecure-skip-tls-verify.*certificate-authority/],
+    ["tls-server-name", "api.internal", /tls-server-name.*"api\.internal".*server/],
+  ] as const
+) {
+  Deno.test(
+    `a kubeconfig with ${field} is refused with one line saying what to set instead`,
+    T,
+    async () => {
+      await inTempDir(async (dir) => {
+        await Deno.writeTextFile(`${dir}/config`, kubeconfig({ [field]: value }));
+        await assert.rejects(
+          connect({ kubeconfig: `${dir}/config`, serviceAccountDir: "/nonexistent" }),
+          (e: unknown) => {
+            assert.ok(e instanceof ConfigError, String(e));
+            assert.match(e.message, pattern);
+            assert.match(e.message, /^Cannot use kubeconfig /);
+            assert.ok(!e.message.includes("\n"));
+            return true;
+          },
+        );
+      });
+    },
+  );
+}
+
+Deno.test("a kubeconfig's proxy-url is honoured: requests go through that proxy", T, async () => {
+  const proxy = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const seen = (async () => {
+    const conn = await proxy.accept();
+    const buf = new Uint8Array(1024);
+    const n = await conn.read(buf);
+    conn.close();
+    return new TextDecoder().decode(buf.subarray(0, n ?? 0));
+  })();
+  await inTempDir(async (dir) => {
+    await Deno.writeTextFile(
+      `${dir}/config`,
+      kubeconfig({
+        "certificate-authority-data": btoa(CA),
+        "proxy-url": `http://127.0.0.1:${proxy.addr.port}`,
+      }),
+    );
+    const conn = await connect({ kubeconfig: `${dir}/config`, serviceAccountDir: "/nonexistent" });
+    await conn.fetch("/version").then((r) => r.body?.cancel(), () => {});
+    const timeout = new Promise<string>((r) => setTimeout(() => r("nothing within 5 s"), 5_000));
+    assert.match(await Promise.race([seen, timeout]), /^CONNECT 127\.0\.0\.1:6443 HTTP\/1\.1/);
+    conn.close();
+  });
+  proxy.close();
+});
