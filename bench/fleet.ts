@@ -1,0 +1,338 @@
+/**
+ * Scenario `fleet`: what N pods' sidecars cost the kube-apiserver, and how long a change takes
+ * to reach all of them, beside N clients polling v1 Endpoints every 5 s as the Go service did.
+ *
+ * Each pod runs its own sidecar, so N pods hold N watches. N Deno processes do not fit on 2
+ * cores: a level of N watchers is a few real sidecars (the shipped flags) plus the sidecar's own
+ * `Reflector` (lib/reflector.ts) N − sidecars times, each on its own connection, in processes
+ * of at most {@linkcode PER_WORKER} (bench/fleet_worker.ts). The Service is selector-less with a
+ * hand-written v1 Endpoints object, which the EndpointSlice mirroring controller turns into the
+ * slice the watchers read, so one write reaches both kinds of client. The kube-apiserver's
+ * VmRSS and CPU time come from /proc of its process (a child of `control-plane up`, as this
+ * bench is), its Go heap in use and open watches from its /metrics.
+ *
+ * @module
+ */
+import {
+  createNamespace,
+  createService,
+  kubeFetch,
+  kubeOk,
+  waitFor,
+} from "../tests/support/cluster.ts";
+import { childEnv, DISCOVERY_RULES, podMount } from "../tests/support/sidecar.ts";
+import type { Context } from "./_context.ts";
+import { clusterSlicesPath } from "./_fixtures.ts";
+import { startSidecar } from "./_processes.ts";
+import type { FleetLevel, FleetSample } from "./types.ts";
+import {
+  now,
+  parseMetric,
+  percentile,
+  procCpuMs,
+  procMemory,
+  round,
+  sleep,
+  summarize,
+} from "./util.ts";
+
+/** Clients per worker process: 4 processes for 1,000, so the 2 cores are not all theirs. */
+export const PER_WORKER = 250;
+/** The Go service's polling period. */
+export const POLL_PERIOD_MS = 5000;
+const SERVICE = "fleet";
+const WORKER = new URL("./fleet_worker.ts", import.meta.url).pathname;
+
+/** The address a change writes first in the Endpoints: change k is 10.250.x.y. */
+function marker(k: number): string {
+  return `10.250.${(k >> 8) & 255}.${k & 255}`;
+}
+
+/** The kube-apiserver of this control plane: a sibling process (same parent) named apiserver. */
+export function apiserverPid(): number {
+  const parent = Number(Deno.readTextFileSync("/proc/self/stat").split(") ")[1]!.split(" ")[1]);
+  for (const e of Deno.readDirSync("/proc")) {
+    if (!/^\d+$/.test(e.name)) continue;
+    try {
+      const argv = Deno.readTextFileSync(`/proc/${e.name}/cmdline`).split("\0");
+      const stat = Deno.readTextFileSync(`/proc/${e.name}/stat`);
+      const ppid = Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1]);
+      if (argv[1] === "apiserver" && ppid === parent) return Number(e.name);
+    } catch {
+      // gone
+    }
+  }
+  throw new Error("no kube-apiserver child of this bench's parent: run under `control-plane up`");
+}
+
+/** The API server now: VmRSS, Go heap in use, open namespace-scoped slice watches. */
+async function reading(pid: number): Promise<Omit<FleetSample, "cpuCores" | "windowS">> {
+  const text = await (await kubeFetch("GET", "/metrics")).text();
+  const heap = [...parseMetric(text, "go_memstats_heap_inuse_bytes").values()][0]?.value ??
+    Number(text.match(/^go_memstats_heap_inuse_bytes (\S+)/m)?.[1] ?? NaN);
+  const watches = parseMetric(
+    text,
+    "apiserver_longrunning_requests",
+    (l) => l.resource === "endpointslices" && l.verb === "WATCH" && l.scope === "namespace",
+  );
+  return {
+    rssMB: procMemory(pid).rssMB,
+    heapMB: round(heap / 1e6, 1),
+    openWatches: [...watches.values()].reduce((a, c) => a + c.value, 0),
+  };
+}
+
+/** A reading plus the API server's CPU (cores) over `windowS`. */
+async function sample(pid: number, windowS: number): Promise<FleetSample> {
+  const cpu0 = procCpuMs(pid), t0 = now();
+  await sleep(windowS * 1000);
+  const cpuCores = round((procCpuMs(pid) - cpu0) / (now() - t0), 3);
+  return { ...await reading(pid), cpuCores, windowS };
+}
+
+/** A client group that answers "when did each of you see this address?". */
+interface Observers {
+  count: number;
+  times(ip: string, timeoutMs: number): Promise<number[]>;
+  stop(): Promise<void>;
+}
+
+async function startWorker(
+  ctx: Context,
+  mode: "watch" | "poll",
+  count: number,
+  ns: string,
+  env: Record<string, string>,
+): Promise<Observers> {
+  const child = new Deno.Command(Deno.execPath(), {
+    args: [
+      "run",
+      "--allow-net",
+      "--allow-read",
+      "--allow-env",
+      WORKER,
+      `--mode=${mode}`,
+      `--count=${count}`,
+      `--namespace=${ns}`,
+      `--service=${SERVICE}`,
+      `--period-ms=${POLL_PERIOD_MS}`,
+    ],
+    clearEnv: true,
+    env: childEnv(env),
+    stdin: "piped",
+    stdout: "piped",
+    stderr: "inherit",
+  }).spawn();
+  const lines = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
+  let buf = "";
+  const next = async (): Promise<Record<string, unknown>> => {
+    while (!buf.includes("\n")) {
+      const { value, done } = await lines.read();
+      if (done) throw new Error(`fleet worker (${mode}) exited`);
+      buf += value;
+    }
+    const i = buf.indexOf("\n");
+    const line = buf.slice(0, i);
+    buf = buf.slice(i + 1);
+    return JSON.parse(line);
+  };
+  const writer = child.stdin.getWriter();
+  let stopped = false;
+  const stop = async () => {
+    if (stopped) return;
+    stopped = true;
+    await writer.close().catch(() => {});
+    try {
+      child.kill("SIGTERM");
+    } catch {
+      // exited
+    }
+    await child.status;
+    await lines.cancel().catch(() => {});
+  };
+  ctx.cleanups.push(stop);
+  const ready = await next();
+  if (ready.ready !== count) throw new Error(`fleet worker: ${ready.ready} of ${count} ready`);
+  return {
+    count,
+    async times(ip, timeoutMs) {
+      await writer.write(new TextEncoder().encode(JSON.stringify({ await: ip, timeoutMs }) + "\n"));
+      return (await next()).times as number[];
+    },
+    stop,
+  };
+}
+
+/** Real sidecars: a blocking query each, noting when an answer first held the address. */
+async function startSidecars(
+  ctx: Context,
+  count: number,
+  ns: string,
+  env: Record<string, string>,
+): Promise<Observers> {
+  const seen = new Map<string, number[]>();
+  const loops: Promise<void>[] = [];
+  const stops: (() => Promise<void>)[] = [];
+  const ac = new AbortController();
+  for (let i = 0; i < count; i++) {
+    const sc = await startSidecar(ctx, ctx.variants[0]!, {
+      env: { ...env, KUBERNETES_POD_DISCOVERY_SERVICE_NAME: SERVICE },
+    });
+    if (sc.readyMs === undefined) throw new Error(`fleet sidecar not ready: ${sc.stderr()}`);
+    stops.push(sc.stop);
+    loops.push((async () => {
+      const mine = new Set<string>();
+      let index = 0;
+      while (!ac.signal.aborted) {
+        try {
+          const path = `/v1/services/${ns}/${SERVICE}?index=${index}&wait=60s`;
+          const r = await fetch(sc.url + path, { signal: ac.signal });
+          const text = await r.text();
+          const t = now();
+          index = Number(r.headers.get("x-discovery-index") ?? index);
+          for (const ip of text.match(/10\.250\.\d+\.\d+/g) ?? []) {
+            if (mine.has(ip)) continue;
+            mine.add(ip);
+            seen.set(ip, [...seen.get(ip) ?? [], t]);
+          }
+        } catch {
+          if (!ac.signal.aborted) await sleep(100);
+        }
+      }
+    })());
+  }
+  return {
+    count,
+    async times(ip, timeoutMs) {
+      const deadline = now() + timeoutMs;
+      while ((seen.get(ip)?.length ?? 0) < count && now() < deadline) await sleep(5);
+      return seen.get(ip) ?? [];
+    },
+    async stop() {
+      ac.abort();
+      await Promise.all(loops);
+      for (const s of stops) await s();
+    },
+  };
+}
+
+interface FleetSetup {
+  ns: string;
+  env: Record<string, string>;
+  pid: number;
+  k: number;
+}
+
+/** Writes change k: the Endpoints' first address becomes marker(k). */
+async function change(s: FleetSetup): Promise<string> {
+  const ip = marker(++s.k);
+  await kubeOk("PATCH", `/api/v1/namespaces/${s.ns}/endpoints/${SERVICE}`, {
+    body: {
+      subsets: [{
+        addresses: [ip, "10.251.0.1", "10.251.0.2"].map((a) => ({ ip: a })),
+        ports: [{ name: "http", port: 8080, protocol: "TCP" }],
+      }],
+    },
+  });
+  return ip;
+}
+
+/** One level: N clients of one kind; the API server's cost and the time to reach them all. */
+async function level(
+  ctx: Context,
+  s: FleetSetup,
+  mode: "watch" | "poll",
+  n: number,
+  baseline: FleetSample,
+): Promise<FleetLevel> {
+  const t0 = now();
+  const sidecars = mode === "watch" ? Math.min(ctx.sizes.fleetSidecars, n) : 0;
+  const groups: Observers[] = [];
+  if (sidecars) groups.push(await startSidecars(ctx, sidecars, s.ns, s.env));
+  for (let left = n - sidecars; left > 0; left -= PER_WORKER) {
+    groups.push(await startWorker(ctx, mode, Math.min(PER_WORKER, left), s.ns, s.env));
+  }
+  const startS = round((now() - t0) / 1000, 1);
+  ctx.log(`fleet: ${n} ${mode === "watch" ? "watchers" : "pollers"} ready in ${startS} s`);
+  await sleep(ctx.sizes.fleetSettleS * 1000);
+  const steady = await sample(s.pid, ctx.sizes.fleetWindowS);
+  const changes = mode === "watch" ? ctx.sizes.fleetChanges : Math.ceil(ctx.sizes.fleetChanges / 4);
+  const timeoutMs = mode === "watch" ? 15_000 : POLL_PERIOD_MS + 10_000;
+  const toLast: number[] = [], toMedian: number[] = [];
+  let missed = 0;
+  const cpu0 = procCpuMs(s.pid);
+  for (let c = 0; c < changes; c++) {
+    const tWrite = now();
+    const ip = await change(s);
+    const times = (await Promise.all(groups.map((g) => g.times(ip, timeoutMs)))).flat();
+    missed += n - times.length;
+    if (times.length) {
+      toLast.push(Math.max(...times) - tWrite);
+      toMedian.push(percentile(times, 50) - tWrite);
+    }
+  }
+  const cpuMsPerChange = round((procCpuMs(s.pid) - cpu0) / changes, 1);
+  for (const g of groups) await g.stop();
+  const per = (x: number, b: number, scale: number) => round((x - b) * scale / n, 2);
+  const l: FleetLevel = {
+    mode,
+    clients: n,
+    sidecars,
+    reflectors: mode === "watch" ? n - sidecars : 0,
+    workerProcesses: groups.length - (sidecars ? 1 : 0),
+    startS,
+    steady,
+    perClient: {
+      rssKB: per(steady.rssMB, baseline.rssMB, 1000),
+      heapKB: per(steady.heapMB, baseline.heapMB, 1000),
+      cpuMsPerS: per(steady.cpuCores, baseline.cpuCores, 1000),
+    },
+    changes,
+    missed,
+    toLast: summarize(toLast, 1),
+    toMedian: summarize(toMedian, 1),
+    cpuMsPerChange,
+  };
+  ctx.log(
+    `fleet: ${n} ${mode}: API server VmRSS ${steady.rssMB} MB (base ${baseline.rssMB}), heap ` +
+      `${steady.heapMB} MB, ${steady.cpuCores} cores (base ${baseline.cpuCores}), open watches ` +
+      `${steady.openWatches}; to the last p50 ${l.toLast.p50} ms, p99 ${l.toLast.p99} ms; ` +
+      `missed ${missed}`,
+  );
+  return l;
+}
+
+/** Fills `results.fleet`. */
+export async function fleet(ctx: Context): Promise<void> {
+  const pid = apiserverPid();
+  const ns = await createNamespace("bench-fleet");
+  await createService(ns, SERVICE, { selector: null });
+  const mount = await podMount(ns, {
+    rules: [...DISCOVERY_RULES, { apiGroups: [""], resources: ["endpoints"], verbs: ["get"] }],
+  });
+  ctx.cleanups.push(() => mount.remove());
+  await kubeOk("POST", `/api/v1/namespaces/${ns}/endpoints`, {
+    body: { apiVersion: "v1", kind: "Endpoints", metadata: { name: SERVICE }, subsets: [] },
+  });
+  const s: FleetSetup = { ns, env: mount.env, pid, k: 0 };
+  const first = await change(s);
+  await waitFor(async () => {
+    const r = await kubeFetch("GET", clusterSlicesPath(ns, SERVICE));
+    return (await r.text()).includes(first);
+  }, { timeoutMs: 30_000, message: "the mirrored EndpointSlice of the fleet Service" });
+  const levels: FleetLevel[] = [];
+  const baselines: Record<string, FleetSample> = {};
+  for (const mode of ["watch", "poll"] as const) {
+    await sleep(ctx.sizes.fleetSettleS * 1000);
+    const base = baselines[mode] = await sample(pid, ctx.sizes.fleetWindowS);
+    ctx.log(`fleet: baseline before ${mode}: VmRSS ${base.rssMB} MB, ${base.cpuCores} cores`);
+    for (const n of ctx.sizes.fleetLevels) levels.push(await level(ctx, s, mode, n, base));
+  }
+  ctx.results.fleet = {
+    apiserverPid: pid,
+    pollPeriodMs: POLL_PERIOD_MS,
+    perWorker: PER_WORKER,
+    baselines,
+    levels,
+  };
+}
