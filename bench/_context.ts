@@ -60,8 +60,8 @@ export const FULL: Sizes = {
   selectorProbes: true,
   fleetLevels: [1, 100, 1000],
   fleetSidecars: 4,
-  fleetSettleS: 10,
-  fleetWindowS: 30,
+  fleetSettleS: 5,
+  fleetWindowS: 20,
   fleetChanges: 20,
 };
 

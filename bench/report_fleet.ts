@@ -46,12 +46,12 @@ function arithmetic(watch: FleetLevel | undefined, poll: FleetLevel | undefined)
       } MB.`
       : "."),
     `- CPU at steady state: ${f(watch.perClient.cpuMsPerS, 3)} ms/s per watch × ${f(PODS, 0)} =` +
-    ` ${f(watch.perClient.cpuMsPerS * scale / 1000, 2)} cores` +
+    ` ${f(watch.perClient.cpuMsPerS * PODS / 1000, 2)} cores` +
     (poll
       ? `; polling (${f(PODS / 5, 0)} GET/s): ${f(poll.perClient.cpuMsPerS, 3)} ms/s × ${
         f(PODS, 0)
       } =` +
-        ` ${f(poll.perClient.cpuMsPerS * scale / 1000, 2)} cores.`
+        ` ${f(poll.perClient.cpuMsPerS * PODS / 1000, 2)} cores.`
       : "."),
     `- a change of one Service watched by every pod: ${
       f(watch.cpuMsPerChange, 1)
@@ -71,9 +71,6 @@ export function fleetSection(r: Results): string[] {
   const levels = fl.levels;
   const top = (mode: string) =>
     levels.filter((l) => l.mode === mode).sort((a, b) => b.clients - a.clients)[0];
-  const base = Object.entries(fl.baselines).map(([k, b]) =>
-    `before ${k}: VmRSS ${f(b.rssMB)} MB, heap ${f(b.heapMB)} MB, ${f(b.cpuCores, 3)} cores`
-  ).join("; ");
   return [
     "## What N pods cost your API server (scenario `fleet`)",
     "",
@@ -90,12 +87,12 @@ export function fleetSection(r: Results): string[] {
     "watchers read, so one write (the first address becomes a new IP) reaches both kinds of",
     "client, the watchers after the mirroring controller. The kube-apiserver's VmRSS and CPU",
     "time come from `/proc` of its process, its Go heap in use and the open watches from its",
-    "/metrics; per client is above the baseline measured with no client, divided by N. The",
-    "API-server process keeps memory it has grown, so the levels run smallest first.",
+    "/metrics, as medians of one reading a second over the window. A Go process keeps memory it",
+    "has grown, so the API server is restarted before each level (etcd keeps the data) and",
+    "measured with no client first: per client is above that baseline, divided by N. CPU per",
+    "change is the API server's CPU while the changes were delivered, above its steady state.",
     "",
-    `Baselines (no client): ${base}.`,
-    "",
-    "| clients | N | what ran | open watches | API server VmRSS | Go heap | CPU (cores) | VmRSS per client | heap per client | CPU per client | change → half p50 / p99 | change → last p50 / p99 | missed | API-server CPU per change |",
+    "| clients | N | what ran | open watches | API server VmRSS (no client) | Go heap (no client) | CPU, cores (no client) | VmRSS per client | heap per client | CPU per client | change → half p50 / p99 | change → last p50 / p99 | missed | API-server CPU per change |",
     "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ...levels.map(levelRow),
     "",

@@ -9,7 +9,8 @@
  * (`deno task start`'s flags). The results are merged into bench/results/latest.json (a run of
  * some scenarios replaces only their parts) and rendered into docs/performance.md and the
  * README's performance table. `--quick` shrinks every size to check that scenarios work, and
- * writes to a temp dir instead: its figures are not results.
+ * writes to a temp dir instead: its figures are not results. `--fleet-levels=1,100,1000` sets
+ * the fleet's numbers of clients.
  *
  * @module
  */
@@ -147,6 +148,8 @@ async function main(): Promise<void> {
     notes: NOTES,
   };
   const ctx = createContext({ quick, variants, results });
+  const levels = Deno.args.find((a) => a.startsWith("--fleet-levels="))?.slice(15);
+  if (levels) ctx.sizes = { ...ctx.sizes, fleetLevels: levels.split(",").map(Number) };
   const t0 = now();
   try {
     for (const name of selected) {

@@ -98,6 +98,8 @@ export async function scale(ctx: Context): Promise<void> {
     });
     return service;
   };
+  // The readiness each update of the big Service's Pods last wrote (all start ready).
+  const podReady = new Map<string, boolean>();
   const cases: ScaleCase[] = [];
   let offset = 0;
   for (const variant of ctx.variants) {
@@ -120,7 +122,8 @@ export async function scale(ctx: Context): Promise<void> {
         // Toggle one Pod's readiness: the controller rewrites its slice of 100 endpoints.
         update: async (k) => {
           const pod = `${big.service}-${(Math.floor(k / 2) * 97) % pods}`;
-          await setPodReady(big.ns, pod, k % 2 === 1);
+          podReady.set(pod, !(podReady.get(pod) ?? true));
+          await setPodReady(big.ns, pod, podReady.get(pod)!);
           return big.service;
         },
       }),

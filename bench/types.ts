@@ -163,7 +163,7 @@ export interface Churn {
 
 /** The kube-apiserver at one moment of the fleet scenario. */
 export interface FleetSample {
-  /** VmRSS of its process. */
+  /** VmRSS of its process (median over the window). */
   rssMB: number;
   /** go_memstats_heap_inuse_bytes. */
   heapMB: number;
@@ -172,6 +172,8 @@ export interface FleetSample {
   /** CPU time over the window / the window. */
   cpuCores: number;
   windowS: number;
+  /** Readings (one a second) whose medians the figures above are. */
+  readings: number;
 }
 
 /** N clients of one kind (watching, or polling every 5 s) and what they cost the API server. */
@@ -184,6 +186,8 @@ export interface FleetLevel {
   workerProcesses: number;
   /** Start of all clients to the last one's first answer. */
   startS: number;
+  /** The API server just restarted, with no client; then with the N clients. */
+  baseline: FleetSample;
   steady: FleetSample;
   /** Above the baseline, per client. */
   perClient: { rssKB: number; heapKB: number; cpuMsPerS: number };
@@ -193,7 +197,7 @@ export interface FleetLevel {
   /** Write sent → the last client saw it, and → half of them had, per change. */
   toLast: Summary;
   toMedian: Summary;
-  /** The API server's CPU time per change while the changes ran (the clients included). */
+  /** The API server's CPU time per change, above its steady state over the same time. */
   cpuMsPerChange: number;
 }
 
@@ -271,11 +275,8 @@ export interface Results {
     fetchUrlLimit?: string;
   };
   fleet?: {
-    apiserverPid: number;
     pollPeriodMs: number;
     perWorker: number;
-    /** The API server with no fleet, before the watchers and before the pollers. */
-    baselines: Record<string, FleetSample>;
     levels: FleetLevel[];
   };
   /** What bench/fanout.ts printed, as it printed it. */
