@@ -79,7 +79,20 @@ async function fanout(ctx: Context): Promise<void> {
   }).output();
   const text = new TextDecoder().decode(out.stdout).trim();
   if (!out.success) throw new Error(`bench/fanout.ts exited with ${out.code}: ${text.slice(-500)}`);
-  ctx.results.fanout = JSON.parse(text.slice(text.indexOf("{")));
+  // Its results: the whole of stdout as one JSON object, or else its last line that is one.
+  const candidates = [text, ...text.split("\n").reverse()];
+  for (const c of candidates) {
+    try {
+      const v = JSON.parse(c);
+      if (v && typeof v === "object" && !Array.isArray(v)) {
+        ctx.results.fanout = v;
+        return;
+      }
+    } catch {
+      // not this one
+    }
+  }
+  throw new Error(`bench/fanout.ts printed no JSON object on stdout: ${text.slice(-500)}`);
 }
 
 /** The commit measured, with "+dirty" when main.ts or lib/ have uncommitted changes. */

@@ -1,5 +1,5 @@
 /**
- * Measuring helpers for bench/run.ts: /proc readings (memory, CPU time), percentiles, wrk runs
+ * Measuring helpers for the bench scenarios: /proc readings (memory, CPU time), percentiles, wrk runs
  * and their parsed output, raw HTTP/1.1 requests (to see exactly what the server sends, e.g.
  * whether it compressed), the API server's Prometheus counters, and child processes.
  *
@@ -87,7 +87,7 @@ export function procMemory(pid: number): ProcMemory {
 }
 
 /** Clock ticks per second of /proc/PID/stat (sysconf(_SC_CLK_TCK), 100 on Linux). */
-export const CLK_TCK = 100;
+const CLK_TCK = 100;
 
 /** CPU time (user + system) a process has used so far, in ms (10 ms resolution). */
 export function procCpuMs(pid: number): number {
@@ -211,7 +211,7 @@ function toMs(value: string): number {
 }
 
 /** Parses wrk's text output (with `--latency`). */
-export function parseWrk(out: string, command: string): WrkResult {
+function parseWrk(out: string, command: string): WrkResult {
   const pct = (p: string) => toMs(out.match(new RegExp(`^\\s+${p}%\\s+(\\S+)`, "m"))?.[1] ?? "");
   const sock = out.match(
     /Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)/,
