@@ -238,6 +238,10 @@ export function renderMarkdown(r: Results): string {
 if (import.meta.main) {
   const json = new URL("./results/latest.json", import.meta.url);
   const results = JSON.parse(await Deno.readTextFile(json)) as Results;
+  if (!results.scenarios) {
+    console.error(`${json.pathname} is from before the bench had scenarios: run the bench again`);
+    Deno.exit(1);
+  }
   const doc = new URL("../docs/performance.md", import.meta.url);
   await Deno.writeTextFile(doc, renderMarkdown(results));
   console.error(`wrote ${doc.pathname}`);

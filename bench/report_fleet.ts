@@ -60,6 +60,9 @@ function arithmetic(watch: FleetLevel | undefined, poll: FleetLevel | undefined)
     ` ${f(PODS, 0)}; it reached the last of ${f(n, 0)} in ${p50p99(watch.toLast)} (p50 / p99)` +
     (poll ? `, against ${p50p99(poll.toLast)} for the last poller.` : "."),
     "",
+    "A negative figure is within the noise: the clients cost less than the baseline itself varied",
+    "(other work shares the 2 cores).",
+    "",
   ];
   return out;
 }
