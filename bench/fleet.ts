@@ -21,10 +21,17 @@ import {
   restartAPIServer,
   waitFor,
 } from "../tests/support/cluster.ts";
-import { childEnv, DISCOVERY_RULES, podMount } from "../tests/support/sidecar.ts";
+import { DISCOVERY_RULES, podMount } from "../tests/support/sidecar.ts";
 import type { Context } from "./_context.ts";
+import {
+  mirrorWatch,
+  type Observers,
+  POLL_PERIOD_MS,
+  SERVICE,
+  startSidecars,
+  startWorker,
+} from "./_fleet_clients.ts";
 import { clusterSlicesPath } from "./_fixtures.ts";
-import { startSidecar } from "./_processes.ts";
 import type { FleetLevel, FleetSample } from "./types.ts";
 import {
   now,
@@ -38,11 +45,7 @@ import {
 } from "./util.ts";
 
 /** Clients per worker process: 4 processes for 1,000, so the 2 cores are not all theirs. */
-export const PER_WORKER = 250;
-/** The Go service's polling period. */
-export const POLL_PERIOD_MS = 5000;
-const SERVICE = "fleet";
-const WORKER = new URL("./fleet_worker.ts", import.meta.url).pathname;
+const PER_WORKER = 250;
 
 /** The address a change writes first in the Endpoints: change k is 10.250.x.y. */
 function marker(k: number): string {
@@ -66,10 +69,8 @@ export function apiserverPid(): number {
   throw new Error("no kube-apiserver child of this bench's parent: run under `control-plane up`");
 }
 
-/** The API server now: VmRSS, Go heap in use, open namespace-scoped slice watches. */
-async function reading(
-  pid: number,
-): Promise<Omit<FleetSample, "cpuCores" | "windowS" | "readings">> {
+/** The API server now: VmRSS, Go heap, open slice watches, GETs of Endpoints so far. */
+async function reading(pid: number) {
   const text = await (await kubeFetch("GET", "/metrics")).text();
   const heap = [...parseMetric(text, "go_memstats_heap_inuse_bytes").values()][0]?.value ??
     Number(text.match(/^go_memstats_heap_inuse_bytes (\S+)/m)?.[1] ?? NaN);
@@ -78,10 +79,16 @@ async function reading(
     "apiserver_longrunning_requests",
     (l) => l.resource === "endpointslices" && l.verb === "WATCH" && l.scope === "namespace",
   );
+  const gets = parseMetric(
+    text,
+    "apiserver_request_total",
+    (l) => l.resource === "endpoints" && l.verb === "GET",
+  );
   return {
     rssMB: procMemory(pid).rssMB,
     heapMB: round(heap / 1e6, 1),
     openWatches: [...watches.values()].reduce((a, c) => a + c.value, 0),
+    endpointsGets: [...gets.values()].reduce((a, c) => a + c.value, 0),
   };
 }
 
@@ -97,6 +104,8 @@ async function sample(pid: number, windowS: number): Promise<FleetSample> {
     await sleep(1000);
   } while (now() - t0 < windowS * 1000);
   const cpuCores = round((procCpuMs(pid) - cpu0) / (now() - t0), 3);
+  const gets = readings.at(-1)!.endpointsGets - readings[0]!.endpointsGets;
+  const getsS = (readings.length - 1) || 1;
   const med = (g: (r: typeof readings[number]) => number) => percentile(readings.map(g), 50);
   return {
     rssMB: med((r) => r.rssMB),
@@ -105,132 +114,8 @@ async function sample(pid: number, windowS: number): Promise<FleetSample> {
     cpuCores,
     windowS,
     readings: readings.length,
-  };
-}
-
-/** A client group that answers "when did each of you see this address?". */
-interface Observers {
-  count: number;
-  times(ip: string, timeoutMs: number): Promise<number[]>;
-  stop(): Promise<void>;
-}
-
-async function startWorker(
-  ctx: Context,
-  mode: "watch" | "poll",
-  count: number,
-  ns: string,
-  env: Record<string, string>,
-): Promise<Observers> {
-  const child = new Deno.Command(Deno.execPath(), {
-    args: [
-      "run",
-      "--allow-net",
-      "--allow-read",
-      "--allow-env",
-      WORKER,
-      `--mode=${mode}`,
-      `--count=${count}`,
-      `--namespace=${ns}`,
-      `--service=${SERVICE}`,
-      `--period-ms=${POLL_PERIOD_MS}`,
-    ],
-    clearEnv: true,
-    env: childEnv(env),
-    stdin: "piped",
-    stdout: "piped",
-    stderr: "inherit",
-  }).spawn();
-  const lines = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
-  let buf = "";
-  const next = async (): Promise<Record<string, unknown>> => {
-    while (!buf.includes("\n")) {
-      const { value, done } = await lines.read();
-      if (done) throw new Error(`fleet worker (${mode}) exited`);
-      buf += value;
-    }
-    const i = buf.indexOf("\n");
-    const line = buf.slice(0, i);
-    buf = buf.slice(i + 1);
-    return JSON.parse(line);
-  };
-  const writer = child.stdin.getWriter();
-  let stopped = false;
-  const stop = async () => {
-    if (stopped) return;
-    stopped = true;
-    await writer.close().catch(() => {});
-    try {
-      child.kill("SIGTERM");
-    } catch {
-      // exited
-    }
-    await child.status;
-    await lines.cancel().catch(() => {});
-  };
-  ctx.cleanups.push(stop);
-  const ready = await next();
-  if (ready.ready !== count) throw new Error(`fleet worker: ${ready.ready} of ${count} ready`);
-  return {
-    count,
-    async times(ip, timeoutMs) {
-      await writer.write(new TextEncoder().encode(JSON.stringify({ await: ip, timeoutMs }) + "\n"));
-      return (await next()).times as number[];
-    },
-    stop,
-  };
-}
-
-/** Real sidecars: a blocking query each, noting when an answer first held the address. */
-async function startSidecars(
-  ctx: Context,
-  count: number,
-  ns: string,
-  env: Record<string, string>,
-): Promise<Observers> {
-  const seen = new Map<string, number[]>();
-  const loops: Promise<void>[] = [];
-  const stops: (() => Promise<void>)[] = [];
-  const ac = new AbortController();
-  for (let i = 0; i < count; i++) {
-    const sc = await startSidecar(ctx, ctx.variants[0]!, {
-      env: { ...env, KUBERNETES_POD_DISCOVERY_SERVICE_NAME: SERVICE },
-    });
-    if (sc.readyMs === undefined) throw new Error(`fleet sidecar not ready: ${sc.stderr()}`);
-    stops.push(sc.stop);
-    loops.push((async () => {
-      const mine = new Set<string>();
-      let index = 0;
-      while (!ac.signal.aborted) {
-        try {
-          const path = `/v1/services/${ns}/${SERVICE}?index=${index}&wait=60s`;
-          const r = await fetch(sc.url + path, { signal: ac.signal });
-          const text = await r.text();
-          const t = now();
-          index = Number(r.headers.get("x-discovery-index") ?? index);
-          for (const ip of text.match(/10\.250\.\d+\.\d+/g) ?? []) {
-            if (mine.has(ip)) continue;
-            mine.add(ip);
-            seen.set(ip, [...seen.get(ip) ?? [], t]);
-          }
-        } catch {
-          if (!ac.signal.aborted) await sleep(100);
-        }
-      }
-    })());
-  }
-  return {
-    count,
-    async times(ip, timeoutMs) {
-      const deadline = now() + timeoutMs;
-      while ((seen.get(ip)?.length ?? 0) < count && now() < deadline) await sleep(5);
-      return seen.get(ip) ?? [];
-    },
-    async stop() {
-      ac.abort();
-      await Promise.all(loops);
-      for (const s of stops) await s();
-    },
+    // Between the first and the last reading, one second apart.
+    endpointsGetsPerS: round(gets / getsS, 1),
   };
 }
 
@@ -299,7 +184,8 @@ async function level(
   const steady = await sample(s.pid, ctx.sizes.fleetWindowS);
   const changes = mode === "watch" ? ctx.sizes.fleetChanges : Math.ceil(ctx.sizes.fleetChanges / 4);
   const timeoutMs = mode === "watch" ? 15_000 : POLL_PERIOD_MS + 10_000;
-  const toLast: number[] = [], toMedian: number[] = [];
+  const mirror = await mirrorWatch(s.ns);
+  const toLast: number[] = [], toMedian: number[] = [], toMirror: number[] = [];
   let missed = 0;
   const cpu0 = procCpuMs(s.pid), c0 = now();
   for (let c = 0; c < changes; c++) {
@@ -307,6 +193,8 @@ async function level(
     const ip = await change(s);
     const times = (await Promise.all(groups.map((g) => g.times(ip, timeoutMs)))).flat();
     missed += n - times.length;
+    const [m] = await mirror.times(ip, 1000);
+    if (m !== undefined) toMirror.push(m - tWrite);
     if (times.length) {
       toLast.push(Math.max(...times) - tWrite);
       toMedian.push(percentile(times, 50) - tWrite);
@@ -315,7 +203,7 @@ async function level(
   // Above the steady state's CPU over the same time: what delivering the changes cost.
   const cpuChanges = procCpuMs(s.pid) - cpu0 - steady.cpuCores * (now() - c0);
   const cpuMsPerChange = round(cpuChanges / changes, 1);
-  for (const g of groups) await g.stop();
+  for (const g of [...groups, mirror]) await g.stop();
   const per = (x: number, b: number, scale: number) => round((x - b) * scale / n, 2);
   const l: FleetLevel = {
     mode,
@@ -335,6 +223,7 @@ async function level(
     missed,
     toLast: summarize(toLast, 1),
     toMedian: summarize(toMedian, 1),
+    toMirror: summarize(toMirror, 1),
     cpuMsPerChange,
   };
   ctx.log(

@@ -174,6 +174,8 @@ export interface FleetSample {
   windowS: number;
   /** Readings (one a second) whose medians the figures above are. */
   readings: number;
+  /** GETs of v1 Endpoints per second (apiserver_request_total): the pollers' rate. */
+  endpointsGetsPerS: number;
 }
 
 /** N clients of one kind (watching, or polling every 5 s) and what they cost the API server. */
@@ -197,6 +199,8 @@ export interface FleetLevel {
   /** Write sent → the last client saw it, and → half of them had, per change. */
   toLast: Summary;
   toMedian: Summary;
+  /** Write sent → the mirroring controller's slice write on the bench's own watch. */
+  toMirror: Summary;
   /** The API server's CPU time per change, above its steady state over the same time. */
   cpuMsPerChange: number;
 }

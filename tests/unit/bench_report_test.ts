@@ -20,6 +20,7 @@ const sample = (o: Partial<FleetSample> = {}): FleetSample => ({
   cpuCores: 0.05,
   windowS: 20,
   readings: 20,
+  endpointsGetsPerS: 0,
   ...o,
 });
 
@@ -38,6 +39,7 @@ function level(mode: "watch" | "poll", o: Partial<FleetLevel> = {}): FleetLevel 
     missed: 0,
     toLast: summary(200, 230),
     toMedian: summary(130, 190),
+    toMirror: summary(20, 40),
     cpuMsPerChange: 50,
     ...o,
   };
