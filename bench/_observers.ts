@@ -8,7 +8,8 @@
  */
 import { type EndpointSlice, openWatch } from "../tests/support/cluster.ts";
 import { clusterSlicesPath } from "./_fixtures.ts";
-import { KeepAliveClient, now, sleep } from "./util.ts";
+import { KeepAliveClient } from "./_http.ts";
+import { now, sleep } from "./util.ts";
 
 /** One answer of the poller. */
 export interface View {

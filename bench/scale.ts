@@ -13,7 +13,8 @@ import { indexes, SliceWatch } from "./_observers.ts";
 import { load, startSidecar, type Variant } from "./_processes.ts";
 import { fetchUrlLimit, selectorOf, selectorProbes } from "./scale_selector.ts";
 import type { ScaleCase } from "./types.ts";
-import { KeepAliveClient, procCpuMs, procMemory, round, sleep, summarize } from "./util.ts";
+import { KeepAliveClient } from "./_http.ts";
+import { procCpuMs, procMemory, round, sleep, summarize } from "./util.ts";
 
 interface CaseSetup {
   ns: string;

@@ -9,7 +9,8 @@ import type { Context } from "./_context.ts";
 import { countAddresses, podService } from "./_fixtures.ts";
 import { type Child, snapshot, startBare, startSidecar, type Variant } from "./_processes.ts";
 import type { ProbeResult, ServingRun } from "./types.ts";
-import { hasProgram, procCpuMs, rawGet, round, runWrk } from "./util.ts";
+import { rawGet } from "./_http.ts";
+import { hasProgram, procCpuMs, round, runWrk } from "./util.ts";
 
 /** One wrk thread and 4 connections: wrk and the server share 2 cores. */
 const WRK_BASE = ["-t1", "-c4", "--latency"];
