@@ -6,7 +6,7 @@
  */
 import { f, memCells, ms, summaryRow } from "./_format.ts";
 import { fleetSection } from "./report_fleet.ts";
-import type { Results } from "./types.ts";
+import type { MemoryProcess, Results } from "./types.ts";
 
 function memorySection(r: Results): string[] {
   const mem = r.memory;
@@ -35,7 +35,37 @@ function memorySection(r: Results): string[] {
       } | ${d} |`,
     );
   }
+  out.push("", ...memoryReading(mem.processes));
   return [...out, ""];
+}
+
+/** Where the sidecar's memory above the bare server goes, per variant. */
+function memoryReading(processes: MemoryProcess[]): string[] {
+  const out: string[] = [];
+  for (const v of new Set(processes.map((p) => p.variant))) {
+    const rss = (key: string) =>
+      processes.find((p) => p.key === key && p.variant === v)?.sample.idle.rssMB;
+    const [side, bare, icu, watch] = [
+      rss("sidecar"),
+      rss("bare"),
+      rss("bare+icu"),
+      rss("bare+watch"),
+    ];
+    if (side === undefined || bare === undefined || icu === undefined || watch === undefined) {
+      continue;
+    }
+    out.push(
+      `- ${v}: the sidecar idles ${
+        f(side - bare)
+      } MB above the bare server; a list/watch over TLS` +
+        ` alone costs +${f(watch - bare)} MB, one \`localeCompare\` (ICU collation) +${
+          f(icu - bare)
+        }` +
+        ` MB; the ${f(side - watch)} MB beyond the bare server with a watch are the sidecar's own` +
+        " modules and heap (ICU included, if it collates).",
+    );
+  }
+  return out;
 }
 
 function servingSection(r: Results): string[] {
