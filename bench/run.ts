@@ -195,8 +195,9 @@ const NOTES = [
   "`shipped`: the sidecar as the image runs it, `deno run` of main.ts with exactly the flags of " +
   "image/deno-flags.txt (the 48 MB V8 heap cap, no code cache, the narrow permissions), the read " +
   "permission pointed at the bench's service-account mount instead of /var/run/secrets (the bench " +
-  "cannot write there). `deno compile` cannot run here (it downloads denort), so this is the " +
-  "stand-in tests/image_test.ts also uses. `source`: `deno task start`'s --allow-net " +
+  "cannot write there). `deno compile` cannot run here (it downloads denort), so main.ts runs " +
+  "with the baked flags (tests/image_test.ts runs the bundle tools/compile.sh embeds with the " +
+  "same flags). `source`: `deno task start`'s --allow-net " +
   "--allow-read --allow-env, no heap cap. Each bare server runs with the same flags as the " +
   "sidecar it is the anchor of.",
   "Deno's timers fire about every 2 ms here at best (setTimeout(1)), so the /endpoints poller " +
