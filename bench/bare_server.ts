@@ -1,7 +1,7 @@
 /**
  * The floor the sidecar is measured against: a bare `Deno.serve` on the same Deno with the same
- * permissions (`--allow-net --allow-read --allow-env`), answering `GET /endpoints` with the
- * bytes and headers the sidecar served (a snapshot written by bench/run.ts), and `If-None-Match`
+ * flags as the sidecar beside it (bench/_processes.ts: the image's, or `deno task start`'s),
+ * answering `GET /endpoints` with the bytes and headers the sidecar served, and `If-None-Match`
  * with 304, so the only difference left is the sidecar's own code and imports.
  *
  *   deno run --allow-net --allow-read --allow-env bench/bare_server.ts \

@@ -1,10 +1,13 @@
 /**
- * The shape of bench/results/latest.json, written by bench/run.ts and rendered into
- * docs/performance.md by bench/report.ts.
+ * The shape of bench/results/latest.json, filled by the scenarios (each its own keys), written
+ * by bench/run.ts and rendered into docs/performance.md by bench/report.ts.
  *
  * @module
  */
+import type { Variant } from "./_processes.ts";
 import type { ProcMemory, Summary, WrkResult } from "./util.ts";
+
+export type { Variant };
 
 /** Memory of one process: right after it was ready, and at idle after the load. */
 export interface MemorySample {
@@ -26,13 +29,17 @@ export interface MemoryProcess {
   key: string;
   /** What it is, for the report. */
   label: string;
+  /** The flags it ran with. */
+  variant: Variant;
   sample: MemorySample;
 }
 
 /** One wrk run against one target. */
 export interface ServingRun {
-  variant: "plain" | "gzip" | "304";
+  kind: "plain" | "gzip" | "304";
   target: "sidecar" | "bare";
+  /** The flags the server ran with. */
+  variant: Variant;
   round: number;
   wrk: WrkResult;
   /** Server CPU time (user+system, /proc/PID/stat) per request, in µs. */
@@ -52,6 +59,7 @@ export interface ProbeResult {
 
 /** A sidecar at scale: time to ready, memory, CPU time per update. */
 export interface ScaleCase {
+  variant: Variant;
   label: string;
   /** How the sidecar was told what to watch. */
   mode: string;
@@ -78,6 +86,8 @@ export interface ScaleCase {
   writeToServed?: Summary;
   /** The slice's MODIFIED event on the bench's own watch to the blocking query's answer. */
   eventToServed?: Summary;
+  /** VmHWM after the updates. */
+  hwmAfterUpdatesMB?: number;
   /** What the sidecar logged when it did not become ready. */
   failure?: string;
 }
@@ -110,6 +120,7 @@ export interface PodCreation {
 
 /** One series of propagation measurements. */
 export interface Propagation {
+  variant: Variant;
   /** What the series is, e.g. "paced, 50 ms apart". */
   label: string;
   service: string;
@@ -122,6 +133,8 @@ export interface Propagation {
   pollPeriodMs: number;
   /** The sidecar's CPU use while the changes ran (polls, blocking queries, the changes). */
   sidecarCpuPercent: number;
+  /** The sidecar's CPU time per change, polling included. */
+  cpuMsPerChange: number;
   /** Pause before each change (0: the next starts once the previous one is served). */
   changeGapMs: number;
   /** setPodReady sent → the API server's answer (the Pod write itself). */
@@ -142,6 +155,56 @@ export interface Propagation {
   eventsPerChange: number;
 }
 
+/** The sidecar's memory through the propagation series (goal 3: churn). */
+export interface Churn {
+  variant: Variant;
+  samples: { when: string; memory: ProcMemory; cpuMs: number }[];
+}
+
+/** The kube-apiserver at one moment of the fleet scenario. */
+export interface FleetSample {
+  /** VmRSS of its process (median over the window). */
+  rssMB: number;
+  /** go_memstats_heap_inuse_bytes. */
+  heapMB: number;
+  /** Open namespace-scoped EndpointSlice watches (apiserver_longrunning_requests). */
+  openWatches: number;
+  /** CPU time over the window / the window. */
+  cpuCores: number;
+  windowS: number;
+  /** Readings (one a second) whose medians the figures above are. */
+  readings: number;
+  /** GETs of v1 Endpoints per second (apiserver_request_total): the pollers' rate. */
+  endpointsGetsPerS: number;
+}
+
+/** N clients of one kind (watching, or polling every 5 s) and what they cost the API server. */
+export interface FleetLevel {
+  mode: "watch" | "poll";
+  clients: number;
+  /** Of the clients, real sidecars (shipped flags) and lib/reflector.ts instances. */
+  sidecars: number;
+  reflectors: number;
+  workerProcesses: number;
+  /** Start of all clients to the last one's first answer. */
+  startS: number;
+  /** The API server just restarted, with no client; then with the N clients. */
+  baseline: FleetSample;
+  steady: FleetSample;
+  /** Above the baseline, per client. */
+  perClient: { rssKB: number; heapKB: number; cpuMsPerS: number };
+  changes: number;
+  /** Clients that had not seen a change when its wait ended, summed over the changes. */
+  missed: number;
+  /** Write sent → the last client saw it, and → half of them had, per change. */
+  toLast: Summary;
+  toMedian: Summary;
+  /** Write sent → the mirroring controller's slice write on the bench's own watch. */
+  toMirror: Summary;
+  /** The API server's CPU time per change, above its steady state over the same time. */
+  cpuMsPerChange: number;
+}
+
 /** Everything one run measured. */
 export interface Results {
   date: string;
@@ -151,13 +214,16 @@ export interface Results {
   machine: Record<string, string | number>;
   /** The commit of main.ts and lib/ measured ("+dirty" with uncommitted changes). */
   commit: string;
+  /** The scenarios run, and when each part was last measured (a run of one updates its part). */
+  scenarios: Record<string, { date: string; commit: string; durationS: number }>;
   loadavgEnd?: string;
   startup?: {
+    variant: Variant;
     service: string;
     runs: StartupRun[];
     listenMedianMs: number;
     readyMedianMs: number;
-  };
+  }[];
   memory?: {
     endpoints: number;
     requests: number;
@@ -165,16 +231,12 @@ export interface Results {
     idleWaitMs: number;
     bodyBytes: number;
     processes: MemoryProcess[];
-    /** Sidecar (in-cluster) idle VmRSS / bare idle VmRSS. */
-    ratioRss: number;
-    ratioHwm: number;
-    /** The in-cluster sidecar through the load window: before and after each propagation
-     * series (changes, with /endpoints polled back to back), and at the window's end. */
-    underChurn?: { when: string; memory: ProcMemory }[];
   };
-  /** Two series: changes paced apart, and back to back. */
+  /** Two series per variant: changes paced apart, and back to back. */
   propagation?: Propagation[];
+  churn?: Churn[];
   apiLoad?: {
+    variant: Variant;
     verification: {
       /** Namespace-scoped endpointslices requests by verb with no sidecar running. */
       namespaceScoped: Record<string, number>;
@@ -189,10 +251,6 @@ export interface Results {
     windowS: number;
     /** Namespace-scoped endpointslices requests completed in the window, by verb. */
     sidecarRequests: Record<string, number>;
-    /** Check that the counter sees the sidecars: namespace-scoped requests completed between
-     * setup and the window, by verb, and how many processes listed and watched then (each
-     * stopped but one, whose watch is still open). */
-    beforeWindow: { requests: Record<string, number>; processes: number };
     openWatchesStart: Record<string, number>;
     openWatchesEnd: Record<string, number>;
     changesInWindow: number;
@@ -213,12 +271,19 @@ export interface Results {
     runs: ServingRun[];
   };
   scale?: {
-    /** Pods created for a Service: how long the writes took, and until its slices were ready. */
+    /** Pods created for the big Service: how long the writes took, and until sliced. */
     podCreation: PodCreation[];
     cases: ScaleCase[];
     selectorProbes?: SelectorProbe[];
     /** Whether Deno's fetch sends URLs of 65,534 and 65,535 characters. */
     fetchUrlLimit?: string;
   };
+  fleet?: {
+    pollPeriodMs: number;
+    perWorker: number;
+    levels: FleetLevel[];
+  };
+  /** What bench/fanout.ts printed, as it printed it. */
+  fanout?: Record<string, unknown>;
   notes: string[];
 }
