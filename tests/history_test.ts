@@ -7,6 +7,7 @@
  * `KPD_HISTORY_SOAK=1` runs more changes and faults and prints figures for docs/performance.md.
  */
 import { checkHistory, formatViolations } from "./support/history_checker.ts";
+import { saveHistory } from "./support/history_dump.ts";
 import { runHistory } from "./support/history_run.ts";
 import { seedsFromEnv } from "./support/history_schedule.ts";
 
@@ -47,6 +48,13 @@ Deno.test(
     if (h.truth.coarsened > 0) {
       throw new Error(`the truth lost intermediate states (${h.truth.coarsened} relists differed)`);
     }
-    if (violations.length) throw new Error(formatViolations(violations, seeds, h.t0));
+    if (violations.length) {
+      const saved = await saveHistory(h, seeds);
+      log(
+        `the whole history: ${saved} (check it again: deno run --allow-read ` +
+          `tests/support/history_dump.ts ${saved})`,
+      );
+      throw new Error(formatViolations(violations, seeds, h.t0));
+    }
   },
 );

@@ -19,7 +19,17 @@ import {
   projectServiceList,
   projectTrueSubsets,
 } from "./history_project.ts";
-import type { Truth } from "./history_truth.ts";
+import type { TruthPoint } from "./history_truth.ts";
+
+/** What the checker reads of the truth (the live truth or a loaded dump). */
+export interface TruthView {
+  /** The resourceVersion of the first lists. */
+  startRv: number;
+  /** The timeline of one Service. */
+  timeline(namespace: string, name: string): TruthPoint[];
+  /** Every Service key of a namespace that ever had a slice. */
+  services(namespace: string): string[];
+}
 
 /** A client of the run, as the checker needs to read its answers. */
 export interface ClientSpec {
@@ -86,7 +96,7 @@ export interface Figures {
 export interface History {
   answers: Answer[];
   clients: ClientSpec[];
-  truth: Truth;
+  truth: TruthView;
   faults: FaultRecord[];
   /** The final state: its resourceVersion and when it was seen; views must equal it after. */
   final: { rv: number; at: number; deadline: number };
@@ -161,7 +171,7 @@ function serviceAccept(
 }
 
 /** The truth as one client's projections, oldest first; each point holds until the next. */
-function timelineFor(truth: Truth, spec: ClientSpec, subject: string): Point[] {
+function timelineFor(truth: TruthView, spec: ClientSpec, subject: string): Point[] {
   const mk = (rv: number, accept: Set<string>): Point => ({ rv, accept, show: [...accept][0]! });
   if (spec.kind === "services") {
     const names = truth.services(spec.namespace);
@@ -207,7 +217,8 @@ function pointAt(tl: Point[], rv: number): Point | undefined {
 }
 
 function truthAround(tl: Point[], rv: number): string[] {
-  const i = Math.max(0, tl.findIndex((p) => p.rv > rv) - 3);
+  const after = tl.findIndex((p) => p.rv > rv);
+  const i = Math.max(0, (after < 0 ? tl.length : after) - 3);
   return tl.slice(i, i + 5).map((p) => `  truth rv=${p.rv} ${p.show}`);
 }
 

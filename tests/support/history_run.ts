@@ -45,7 +45,7 @@ export interface RunOptions {
 }
 
 /** Runs a session and returns its history (the caller checks it). */
-export async function runHistory(o: RunOptions): Promise<History & { tenants: Tenant[] }> {
+export async function runHistory(o: RunOptions): Promise<History & { tenants: Tenant[]; truth: Truth }> {
   const t0 = performance.now();
   const at = () => `${((performance.now() - t0) / 1000).toFixed(1)}s`;
   const namespaces: string[] = [];
@@ -125,7 +125,22 @@ interface InjectContext {
   setApiDown: (down: boolean) => void;
 }
 
+/** Before a fault, every sidecar has had a watch open this long at most to wait for. */
+const CONNECTED_TIMEOUT_MS = 30_000;
+
+/** Waits until both sidecars of every tenant hold a connection through their proxy, so the
+ * fault hits live watches rather than a sidecar still backing off from the previous one. */
+async function connected(tenants: Tenant[]): Promise<void> {
+  const deadline = performance.now() + CONNECTED_TIMEOUT_MS;
+  for (const t of tenants) {
+    while ((await t.proxy.stats()).open < t.sidecars.length && performance.now() < deadline) {
+      await sleep(200);
+    }
+  }
+}
+
 async function inject(fault: Fault, c: InjectContext): Promise<FaultRecord> {
+  await connected(c.tenants);
   const start = performance.now();
   let end = start;
   let label: string = fault.kind;
