@@ -135,7 +135,8 @@ export function checkHistory(h: History): { violations: Violation[]; figures: Fi
       else groups.set(subject, [a]);
     }
     for (const [subject, group] of groups) {
-      const key = `${spec.mode}|${spec.kind === "sse" ? "service" : spec.kind}|${subject}`;
+      const kind = spec.kind === "sse" ? "service" : spec.kind;
+      const key = `${spec.namespace}|${spec.mode}|${kind}|${subject}`;
       let tl = timelines.get(key);
       if (!tl) timelines.set(key, tl = timelineFor(h.truth, spec, subject));
       checkSequence(h, { spec, subject, group, tl, violations, etags, line, at });
@@ -319,7 +320,8 @@ function checkSequence(
         i,
         older === undefined
           ? `not the truth at any resourceVersion: ${p}`
-          : `went back in time: the truth at ${older} or later, after an answer that showed ${floor}`,
+          : `went back in time: not the truth at ${floor} (what the client was last shown) ` +
+            `or later; it was at ${older}: ${p}`,
         truthAround(tl, older ?? floor),
       );
       return;

@@ -29,6 +29,8 @@ const BLACKHOLE_DEADLINE_MS = 60_000;
 const RETURN_DEADLINE_MS = 10_000;
 /** Changes before the first fault, so the views have a history to go back to. */
 const WARMUP_MS = 6_000;
+/** Changes kept for after the faults (each tenant makes at most this many per fault). */
+const RESERVED_PER_FAULT = 8;
 /** The truth counts as settled after this long without a change (controllers done). */
 const QUIET_MS = 2_000;
 
@@ -36,7 +38,7 @@ const QUIET_MS = 2_000;
 export interface RunOptions {
   /** One tenant per seed; the first seed also orders the faults. */
   seeds: number[];
-  /** Changes per tenant. */
+  /** Changes per tenant in the background (more are made after each fault). */
   changes: number;
   /** How many times the set of faults is repeated. */
   rounds: number;
@@ -45,7 +47,9 @@ export interface RunOptions {
 }
 
 /** Runs a session and returns its history (the caller checks it). */
-export async function runHistory(o: RunOptions): Promise<History & { tenants: Tenant[]; truth: Truth }> {
+export async function runHistory(
+  o: RunOptions,
+): Promise<History & { tenants: Tenant[]; truth: Truth }> {
   const t0 = performance.now();
   const at = () => `${((performance.now() - t0) / 1000).toFixed(1)}s`;
   const namespaces: string[] = [];
@@ -64,7 +68,8 @@ export async function runHistory(o: RunOptions): Promise<History & { tenants: Te
       tenants.push(
         await startTenant(namespaces[i]!, {
           seed,
-          changes: changeSchedule(seed, o.changes),
+          changes: changeSchedule(seed, o.changes + RESERVED_PER_FAULT * 4 * o.rounds),
+          budget: o.changes,
           recorder,
         }),
       );
@@ -126,7 +131,7 @@ interface InjectContext {
 }
 
 /** Before a fault, every sidecar has had a watch open this long at most to wait for. */
-const CONNECTED_TIMEOUT_MS = 30_000;
+const CONNECTED_TIMEOUT_MS = 15_000;
 
 /** Waits until both sidecars of every tenant hold a connection through their proxy, so the
  * fault hits live watches rather than a sidecar still backing off from the previous one. */
@@ -195,7 +200,7 @@ async function inject(fault: Fault, c: InjectContext): Promise<FaultRecord> {
 /** Each tenant makes changes until the truth shows one; returns that resourceVersion and time. */
 async function changeAndSee(c: InjectContext): Promise<{ rv: number; at: number }> {
   const before = c.truth.lastChangeAt;
-  for (let i = 0; i < 8 && c.truth.lastChangeAt === before; i++) {
+  for (let i = 0; i < RESERVED_PER_FAULT && c.truth.lastChangeAt === before; i++) {
     await Promise.all(c.tenants.map((t) => t.step()));
     const until = performance.now() + 2_000;
     while (c.truth.lastChangeAt === before && performance.now() < until) await sleep(50);

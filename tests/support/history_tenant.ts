@@ -27,7 +27,7 @@ import { type Change, prng, SERVICES } from "./history_schedule.ts";
 import { type PodMount, podMount, type SidecarProcess, spawnSidecar } from "./sidecar.ts";
 
 /** Pause between two changes of a tenant, ms: random in this range (seeded). */
-const CHANGE_GAP_MS = [150, 700] as const;
+const CHANGE_GAP_MS = [300, 1_300] as const;
 
 /** A terminating Pod keeps its endpoint this long: no kubelet ends it, a later change does. */
 const TERMINATING_GRACE_S = 3600;
@@ -42,9 +42,9 @@ export interface Tenant {
   /** Changes applied, and those the API refused or could not take (e.g. during a fault). */
   applied: number;
   failed: number;
-  /** Applies the next scheduled change; false when the schedule is used up. */
+  /** Applies the next scheduled change (past the budget too); false when none is left. */
   step(): Promise<boolean>;
-  /** Runs changes until `stop()`, except while `paused()`. */
+  /** Runs `budget` changes, or until `stopped()`; none while `paused()`. */
   run(gate: { paused: () => boolean; stopped: () => boolean }): Promise<void>;
   close(): Promise<void>;
 }
@@ -52,7 +52,7 @@ export interface Tenant {
 /** Creates the tenant's namespace, Services, proxy and sidecars, and starts its clients. */
 export async function startTenant(
   ns: string,
-  o: { seed: number; changes: Change[]; recorder: Recorder },
+  o: { seed: number; changes: Change[]; budget: number; recorder: Recorder },
 ): Promise<Tenant> {
   for (const s of SERVICES) await createService(ns, s);
   const proxy = await createProxy();
@@ -97,7 +97,7 @@ export async function startTenant(
           await sleep(50);
           continue;
         }
-        if (!await tenant.step()) return;
+        if (next >= o.budget || !await tenant.step()) return;
         await sleep(CHANGE_GAP_MS[0] + rand() * (CHANGE_GAP_MS[1] - CHANGE_GAP_MS[0]));
       }
     },
