@@ -41,12 +41,17 @@ Deno.test(
     for (const r of figures.recoveries) {
       log(
         `recovery after ${r.label}: ${
-          r.ms === undefined ? "never" : `${(r.ms / 1000).toFixed(1)} s`
+          r.ms === undefined || r.ms === Infinity
+            ? "not within the run"
+            : `${(r.ms / 1000).toFixed(1)} s`
         }`,
       );
     }
     if (h.truth.coarsened > 0) {
-      throw new Error(`the truth lost intermediate states (${h.truth.coarsened} relists differed)`);
+      log(
+        `warning: ${h.truth.coarsened} of the truth's relists after a 410 found changes it had ` +
+          "not seen: states in those gaps are unknown to the checker",
+      );
     }
     if (violations.length) {
       const saved = await saveHistory(h, seeds);

@@ -88,7 +88,8 @@ export interface Figures {
   sseEvents: number;
   faults: number;
   truthStates: number;
-  /** Longest time from a fault's start (black hole) or end (API back) to a fresh view, per fault. */
+  /** Longest time from a fault's start (black hole) or end (API back) to a fresh view, per
+   * fault; Infinity when some client never showed it within the run. */
   recoveries: { label: string; ms: number | undefined }[];
 }
 
@@ -362,8 +363,9 @@ function checkRecovery(
       a.t >= g.refAt && (a.status === 200 || a.status === 404) &&
       isFresh(o.tl, projectAnswer(o.spec.kind, a, o.spec.namespace), g.refRv)
     );
-    if (g.i >= 0 && fresh) {
-      const ms = fresh.t - g.from;
+    if (g.i >= 0) {
+      // A client that never showed the state counts as an endless recovery.
+      const ms = fresh ? fresh.t - g.from : Infinity;
       const r = o.recoveries[g.i]!;
       r.ms = Math.max(r.ms ?? 0, ms);
     }
