@@ -11,14 +11,15 @@
  * @module
  */
 import type { Answer, AnswerKind } from "./history_recorder.ts";
+import { ABSENT, projectAnswer } from "./history_project.ts";
 import {
-  ABSENT,
-  countsOf,
-  projectAnswer,
-  projectEndpoints,
-  projectServiceList,
-  projectTrueSubsets,
-} from "./history_project.ts";
+  isFresh,
+  matchFrom,
+  type Point,
+  pointAt,
+  timelineFor,
+  truthAround,
+} from "./history_timeline.ts";
 import type { TruthPoint } from "./history_truth.ts";
 
 /** What the checker reads of the truth (the live truth or a loaded dump). */
@@ -105,12 +106,6 @@ export interface History {
   t0: number;
 }
 
-interface Point {
-  rv: number;
-  accept: Set<string>;
-  show: string;
-}
-
 /** Checks a history; returns every violation (first of each kind with context) and figures. */
 export function checkHistory(h: History): { violations: Violation[]; figures: Figures } {
   const violations: Violation[] = [];
@@ -156,72 +151,6 @@ export function checkHistory(h: History): { violations: Violation[]; figures: Fi
       recoveries,
     },
   };
-}
-
-function serviceAccept(
-  spec: ClientSpec,
-  endpoints: Parameters<typeof projectEndpoints>[0] | undefined,
-  key: { namespace: string; name: string },
-): Set<string> {
-  if (spec.kind === "endpoints") return new Set([projectTrueSubsets(key, endpoints as never)]);
-  if (endpoints === undefined) {
-    return spec.mode === "all"
-      ? new Set([ABSENT, projectEndpoints([])])
-      : new Set([projectEndpoints([])]);
-  }
-  return new Set([projectEndpoints(endpoints)]);
-}
-
-/** The truth as one client's projections, oldest first; each point holds until the next. */
-function timelineFor(truth: TruthView, spec: ClientSpec, subject: string): Point[] {
-  const mk = (rv: number, accept: Set<string>): Point => ({ rv, accept, show: [...accept][0]! });
-  if (spec.kind === "services") {
-    const names = truth.services(spec.namespace);
-    const lines = names.map((k) => truth.timeline(...split(k)));
-    const rvs = [...new Set(lines.flatMap((l) => l.map((p) => p.rv)))].sort((a, b) => a - b);
-    return rvs.map((rv) => {
-      const entries: { name: string; counts: string }[] = [];
-      names.forEach((k, i) => {
-        const p = lines[i]!.filter((q) => q.rv <= rv).at(-1);
-        if (p?.endpoints) entries.push({ name: split(k)[1], counts: countsOf(p.endpoints) });
-      });
-      return mk(rv, new Set([projectServiceList(entries)]));
-    });
-  }
-  const [namespace, name] = split(subject);
-  const points = truth.timeline(namespace, name);
-  const out = points.map((p) => mk(p.rv, serviceAccept(spec, p.endpoints, { namespace, name })));
-  if (!points.length || points[0]!.rv > truth.startRv) {
-    out.unshift(mk(0, serviceAccept(spec, undefined, { namespace, name })));
-  }
-  return out;
-}
-
-function split(key: string): [string, string] {
-  const i = key.indexOf("/");
-  return [key.slice(0, i), key.slice(i + 1)];
-}
-
-/** The smallest R >= floor at which the timeline shows `p`, or undefined. */
-function matchFrom(tl: Point[], p: string, floor: number): number | undefined {
-  for (let i = 0; i < tl.length; i++) {
-    const end = tl[i + 1]?.rv ?? Infinity;
-    if (tl[i]!.accept.has(p) && end > floor) return Math.max(tl[i]!.rv, floor);
-  }
-  return undefined;
-}
-
-/** The point in force at resourceVersion rv. */
-function pointAt(tl: Point[], rv: number): Point | undefined {
-  let found: Point | undefined;
-  for (const p of tl) if (p.rv <= rv) found = p;
-  return found;
-}
-
-function truthAround(tl: Point[], rv: number): string[] {
-  const after = tl.findIndex((p) => p.rv > rv);
-  const i = Math.max(0, (after < 0 ? tl.length : after) - 3);
-  return tl.slice(i, i + 5).map((p) => `  truth rv=${p.rv} ${p.show}`);
 }
 
 function checkSequence(
@@ -329,10 +258,6 @@ function checkSequence(
     }
     floor = r;
   });
-}
-
-function isFresh(tl: Point[], p: string, rv: number): boolean {
-  return matchFrom(tl, p, rv) !== undefined;
 }
 
 function checkRecovery(
