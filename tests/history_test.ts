@@ -13,7 +13,7 @@ import { seedsFromEnv } from "./support/history_schedule.ts";
 
 const T = { sanitizeOps: false, sanitizeResources: false };
 
-/** CI: three tenants, 150 changes each (one every 0.3-1.3 s), every fault once (~3.5 min). */
+/** CI: three tenants, 150 changes each (one every 0.3-1.3 s), every fault once (2m46s-3m38s seen). */
 const CI = { tenants: 3, changes: 150, rounds: 1 };
 /** Soak: three rounds of faults, changes throughout (~10 min). */
 const SOAK = { tenants: 3, changes: 600, rounds: 3 };
