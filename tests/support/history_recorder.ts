@@ -1,0 +1,205 @@
+/**
+ * The history checker's clients: pollers, blocking-query loops and SSE readers against one
+ * sidecar, each logging every answer it gets (status, `X-Discovery-Index`, ETag, body, time) in
+ * one shared list that the checker reads afterwards. A client never interprets what it gets,
+ * except the index a blocking query passes back and the `Last-Event-ID` an SSE reader resumes
+ * with after its stream ends.
+ *
+ * @module
+ */
+import { sleep } from "./cluster.ts";
+
+/** What a client asks for, which decides how the checker reads the body. */
+export type AnswerKind = "endpoints" | "service" | "services" | "sse";
+
+/** One answer a client got. */
+export interface Answer {
+  /** The client's name, unique in a run. */
+  client: string;
+  /** What was asked for. */
+  kind: AnswerKind;
+  /** The Service the answer is about (`namespace/name`); the namespace for "services". */
+  subject: string;
+  /** When it arrived (ms, performance.now()). */
+  t: number;
+  /** HTTP status; 0 when the request failed without an answer. */
+  status: number;
+  /** X-Discovery-Index, or the SSE event id. */
+  index?: number;
+  /** ETag header. */
+  etag?: string;
+  /** The body (an SSE event's data); the error for status 0. */
+  body: string;
+  /** SSE event name (snapshot, update, removed). */
+  event?: string;
+}
+
+/** Poll period of a poller: four answers a second per client keep the log small. */
+const POLL_MS = 250;
+/** A request that takes longer than this counts as failed (status 0). */
+const REQUEST_TIMEOUT_MS = 5_000;
+/** Wait of a blocking query: returns often enough to show freshness after faults. */
+const BLOCKING_WAIT = "5s";
+
+/** The clients of a run and the answers they logged. */
+export class Recorder {
+  /** Every answer, in arrival order. */
+  readonly answers: Answer[] = [];
+  #stop = new AbortController();
+  #loops: Promise<void>[] = [];
+
+  /** Polls `url` until stopped. */
+  poll(client: string, url: string, about: { kind: AnswerKind; subject: string }): void {
+    this.#loops.push((async () => {
+      while (!this.#stop.signal.aborted) {
+        await this.#get(client, url, about);
+        await sleep(POLL_MS);
+      }
+    })());
+  }
+
+  /** Holds blocking queries on `url` (`?index=&wait=`), passing back the index answered. */
+  block(client: string, url: string, subject: string): void {
+    this.#loops.push((async () => {
+      let index = 0;
+      while (!this.#stop.signal.aborted) {
+        const sep = url.includes("?") ? "&" : "?";
+        const a = await this.#get(client, `${url}${sep}index=${index}&wait=${BLOCKING_WAIT}`, {
+          kind: "service",
+          subject,
+        }, 15_000);
+        if (a?.status === 200 && a.index !== undefined) index = a.index;
+        else await sleep(POLL_MS);
+      }
+    })());
+  }
+
+  /** Reads an SSE stream; `subject` names the Service, or "*" for /v1/watch. */
+  sse(client: string, url: string, subject: string): void {
+    this.#loops.push((async () => {
+      let lastId: string | undefined;
+      while (!this.#stop.signal.aborted) {
+        try {
+          const headers: Record<string, string> = lastId ? { "Last-Event-ID": lastId } : {};
+          const res = await fetch(url, { headers, signal: this.#stop.signal });
+          if (res.status !== 200 || !res.body) {
+            this.#log(client, "sse", subject, res.status, await res.text(), res.headers);
+            await sleep(POLL_MS);
+            continue;
+          }
+          for await (const e of sseEvents(res.body)) {
+            if (e.id !== undefined) lastId = e.id;
+            const data = e.data;
+            let about = subject;
+            try {
+              const j = JSON.parse(data);
+              if (j?.namespace && j?.name) about = `${j.namespace}/${j.name}`;
+            } catch {
+              // Not JSON: the checker reports it as a false state.
+            }
+            this.answers.push({
+              client,
+              kind: "sse",
+              subject: about,
+              t: performance.now(),
+              status: 200,
+              index: e.id === undefined ? undefined : Number(e.id),
+              body: data,
+              event: e.event ?? "message",
+            });
+          }
+          if (!this.#stop.signal.aborted) {
+            this.answers.push({
+              client,
+              kind: "sse",
+              subject,
+              t: performance.now(),
+              status: 200,
+              body: "",
+              event: "(stream ended)",
+            });
+          }
+        } catch (e) {
+          if (this.#stop.signal.aborted) break;
+          this.#log(client, "sse", subject, 0, String(e));
+          await sleep(POLL_MS);
+        }
+      }
+    })());
+  }
+
+  /** Stops every client and waits for them. */
+  async stop(): Promise<void> {
+    this.#stop.abort();
+    await Promise.all(this.#loops);
+  }
+
+  async #get(
+    client: string,
+    url: string,
+    about: { kind: AnswerKind; subject: string },
+    timeoutMs = REQUEST_TIMEOUT_MS,
+  ): Promise<Answer | undefined> {
+    try {
+      const signal = AbortSignal.any([this.#stop.signal, AbortSignal.timeout(timeoutMs)]);
+      const res = await fetch(url, { signal });
+      const body = await res.text();
+      return this.#log(client, about.kind, about.subject, res.status, body, res.headers);
+    } catch (e) {
+      if (this.#stop.signal.aborted) return undefined;
+      return this.#log(client, about.kind, about.subject, 0, String(e));
+    }
+  }
+
+  #log(
+    client: string,
+    kind: AnswerKind,
+    subject: string,
+    status: number,
+    body: string,
+    headers?: Headers,
+  ): Answer {
+    const index = headers?.get("X-Discovery-Index");
+    const a: Answer = {
+      client,
+      kind,
+      subject,
+      t: performance.now(),
+      status,
+      index: index === null || index === undefined ? undefined : Number(index),
+      etag: headers?.get("ETag") ?? undefined,
+      body,
+    };
+    this.answers.push(a);
+    return a;
+  }
+}
+
+/** Parses a text/event-stream body into events (comments skipped). */
+export async function* sseEvents(
+  body: ReadableStream<Uint8Array>,
+): AsyncGenerator<{ event?: string; id?: string; data: string }> {
+  let buf = "";
+  let cur: { event?: string; id?: string; data: string[] } = { data: [] };
+  for await (const chunk of body.pipeThrough(new TextDecoderStream())) {
+    buf += chunk;
+    let nl: number;
+    while ((nl = buf.indexOf("\n")) >= 0) {
+      const line = buf.slice(0, nl).replace(/\r$/, "");
+      buf = buf.slice(nl + 1);
+      if (line === "") {
+        if (cur.data.length || cur.event) {
+          yield { event: cur.event, id: cur.id, data: cur.data.join("\n") };
+        }
+        cur = { data: [] };
+      } else if (!line.startsWith(":")) {
+        const colon = line.indexOf(":");
+        const field = colon < 0 ? line : line.slice(0, colon);
+        const value = colon < 0 ? "" : line.slice(colon + 1).replace(/^ /, "");
+        if (field === "data") cur.data.push(value);
+        else if (field === "event") cur.event = value;
+        else if (field === "id") cur.id = value;
+      }
+    }
+  }
+}

@@ -1,0 +1,210 @@
+/**
+ * Runs one history-checker session: starts the truth, the tenants (one per seed) and their
+ * clients, applies the seeded changes while the faults of the first seed's schedule happen to
+ * every tenant at once, settles, and returns the history for the checker. Faults: every proxy
+ * cut (RST), every proxy black-holed with the sidecars' default settings (open connections stay
+ * dead; new ones pass), the API server stopped for 30-42 s, and etcd compacted then the API
+ * server restarted (changes paused and the truth caught up first, so it loses nothing). After
+ * each fault every tenant makes a change the views must show by the fault's deadline.
+ *
+ * @module
+ */
+import {
+  compactEtcd,
+  createNamespace,
+  restartAPIServer,
+  sleep,
+  startAPIServer,
+  stopAPIServer,
+} from "./cluster.ts";
+import type { FaultRecord, History } from "./history_checker.ts";
+import { Recorder } from "./history_recorder.ts";
+import { changeSchedule, type Fault, faultSchedule } from "./history_schedule.ts";
+import { startTenant, type Tenant } from "./history_tenant.ts";
+import { Truth } from "./history_truth.ts";
+
+/** A black-holed connection must be noticed and the view true again within this (issue 8). */
+const BLACKHOLE_DEADLINE_MS = 60_000;
+/** After the API server returns (or a cut), the view must be true again within this. */
+const RETURN_DEADLINE_MS = 10_000;
+/** Changes before the first fault, so the views have a history to go back to. */
+const WARMUP_MS = 6_000;
+/** Changes kept for after the faults (each tenant makes at most this many per fault). */
+const RESERVED_PER_FAULT = 8;
+/** The truth counts as settled after this long without a change (controllers done). */
+const QUIET_MS = 2_000;
+
+/** Options of {@linkcode runHistory}. */
+export interface RunOptions {
+  /** One tenant per seed; the first seed also orders the faults. */
+  seeds: number[];
+  /** Changes per tenant in the background (more are made after each fault). */
+  changes: number;
+  /** How many times the set of faults is repeated. */
+  rounds: number;
+  /** Progress lines. */
+  log: (line: string) => void;
+}
+
+/** Runs a session and returns its history (the caller checks it). */
+export async function runHistory(
+  o: RunOptions,
+): Promise<History & { tenants: Tenant[]; truth: Truth }> {
+  const t0 = performance.now();
+  const at = () => `${((performance.now() - t0) / 1000).toFixed(1)}s`;
+  const namespaces: string[] = [];
+  for (const seed of o.seeds) namespaces.push(await createNamespace(`history-${seed}`));
+  const truth = new Truth();
+  await truth.start(namespaces);
+  const recorder = new Recorder();
+  const tenants: Tenant[] = [];
+  const faults: FaultRecord[] = [];
+  let paused = false;
+  let stopped = false;
+  let apiDown = false;
+  const loops: Promise<void>[] = [];
+  try {
+    for (const [i, seed] of o.seeds.entries()) {
+      tenants.push(
+        await startTenant(namespaces[i]!, {
+          seed,
+          changes: changeSchedule(seed, o.changes + RESERVED_PER_FAULT * 4 * o.rounds),
+          budget: o.changes,
+          recorder,
+        }),
+      );
+    }
+    o.log(`${at()} ${tenants.length} tenant(s) ready: ${namespaces.join(", ")}`);
+    const gate = { paused: () => paused, stopped: () => stopped };
+    for (const t of tenants) loops.push(t.run(gate));
+    await sleep(WARMUP_MS);
+    for (const fault of faultSchedule(o.seeds[0]!, o.rounds)) {
+      const pause = (p: boolean) => paused = p;
+      const record = await inject(fault, {
+        tenants,
+        truth,
+        pause,
+        setApiDown: (d) => apiDown = d,
+      });
+      faults.push(record);
+      o.log(
+        `${at()} ${record.label}: change seen at rv ${record.refRv}; deadline in ` +
+          `${((record.deadline - performance.now()) / 1000).toFixed(1)} s`,
+      );
+      paused = false;
+      await sleep(Math.max(0, record.deadline - performance.now()) + 1_000);
+    }
+    stopped = true;
+    await Promise.all(loops);
+    await truth.settle(QUIET_MS);
+    const final = {
+      rv: truth.rv,
+      at: truth.lastChangeAt,
+      deadline: Math.max(truth.lastChangeAt, performance.now()) + RETURN_DEADLINE_MS,
+    };
+    o.log(`${at()} settled at rv ${final.rv}; recording until the final deadline`);
+    await sleep(final.deadline - performance.now() + 1_000);
+    return {
+      answers: recorder.answers,
+      clients: tenants.flatMap((t) => t.clients),
+      truth,
+      faults,
+      final,
+      t0,
+      tenants,
+    };
+  } finally {
+    stopped = true;
+    if (apiDown) await startAPIServer().catch(() => {});
+    await Promise.all(loops).catch(() => {});
+    await recorder.stop();
+    await truth.stop();
+    for (const t of tenants) await t.close().catch(() => {});
+  }
+}
+
+interface InjectContext {
+  tenants: Tenant[];
+  truth: Truth;
+  pause: (paused: boolean) => void;
+  setApiDown: (down: boolean) => void;
+}
+
+/** Before a fault, every sidecar has had a watch open this long at most to wait for. */
+const CONNECTED_TIMEOUT_MS = 15_000;
+
+/** Waits until both sidecars of every tenant hold a connection through their proxy, so the
+ * fault hits live watches rather than a sidecar still backing off from the previous one. */
+async function connected(tenants: Tenant[]): Promise<void> {
+  const deadline = performance.now() + CONNECTED_TIMEOUT_MS;
+  for (const t of tenants) {
+    while ((await t.proxy.stats()).open < t.sidecars.length && performance.now() < deadline) {
+      await sleep(200);
+    }
+  }
+}
+
+async function inject(fault: Fault, c: InjectContext): Promise<FaultRecord> {
+  await connected(c.tenants);
+  const start = performance.now();
+  let end = start;
+  let label: string = fault.kind;
+  let budget = RETURN_DEADLINE_MS;
+  switch (fault.kind) {
+    case "cut":
+      for (const t of c.tenants) await t.proxy.cut();
+      break;
+    case "blackhole":
+      // Open connections stay dead (a lost NAT entry); new ones pass at once.
+      for (const t of c.tenants) {
+        await t.proxy.blackhole();
+        await t.proxy.pass();
+      }
+      budget = BLACKHOLE_DEADLINE_MS;
+      break;
+    case "outage":
+      label = `API server outage ${(fault.ms / 1000).toFixed(1)} s`;
+      c.pause(true);
+      c.setApiDown(true);
+      await stopAPIServer();
+      await sleep(fault.ms);
+      await startAPIServer();
+      c.setApiDown(false);
+      end = performance.now();
+      break;
+    case "compactRestart":
+      label = "etcd compaction + API server restart";
+      c.pause(true);
+      await c.truth.settle(QUIET_MS);
+      await compactEtcd();
+      c.setApiDown(true);
+      await restartAPIServer();
+      c.setApiDown(false);
+      end = performance.now();
+      break;
+  }
+  c.pause(true);
+  const ref = await changeAndSee(c);
+  const from = fault.kind === "blackhole" ? start : end;
+  return {
+    label,
+    start,
+    end,
+    refRv: ref.rv,
+    refAt: ref.at,
+    from,
+    deadline: Math.max(from + budget, ref.at + 5_000),
+  };
+}
+
+/** Each tenant makes changes until the truth shows one; returns that resourceVersion and time. */
+async function changeAndSee(c: InjectContext): Promise<{ rv: number; at: number }> {
+  const before = c.truth.lastChangeAt;
+  for (let i = 0; i < RESERVED_PER_FAULT && c.truth.lastChangeAt === before; i++) {
+    await Promise.all(c.tenants.map((t) => t.step()));
+    const until = performance.now() + 2_000;
+    while (c.truth.lastChangeAt === before && performance.now() < until) await sleep(50);
+  }
+  await sleep(500);
+  return { rv: c.truth.rv, at: performance.now() };
+}
