@@ -39,7 +39,11 @@ export class ApiError extends Error {
 }
 
 /** The {@linkcode ApiError} of a Status object (an error body or an ERROR event's object). */
-export function statusError(s: V1Status, httpStatus?: number, retryAfter?: string | null): ApiError {
+export function statusError(
+  s: V1Status,
+  httpStatus?: number,
+  retryAfter?: string | null,
+): ApiError {
   const seconds = Number(retryAfter ?? s.details?.retryAfterSeconds);
   return new ApiError(httpStatus ?? s.code ?? 500, s.reason ?? "", s.message ?? "API error", {
     causes: (s.details?.causes ?? []).map((c) => `${c.reason ?? ""}: ${c.message ?? ""}`),
