@@ -94,15 +94,19 @@ Deno.test(
   async () => {
     const proxy = await createProxy();
     const { ns, mount, sidecar } = await setup("replay", 1, { server: proxy.url });
-    const path = `/v1/services/${ns}/web`;
+    // Every state the sidecar announces, as SSE ids (the change index), and polled answers.
     const seen: number[] = [];
-    let polling = true;
-    const poller = (async () => {
-      while (polling) {
-        const r = await sidecar.request(path);
-        if (r.status === 200) seen.push(Number(r.headers.get("x-discovery-index")));
-        await new Promise((r) => setTimeout(r, 20));
-      }
+    const ac = new AbortController();
+    const sse = await fetch(`${sidecar.url}/v1/watch/${ns}/web`, { signal: ac.signal });
+    const reader = (async () => {
+      let buf = "";
+      try {
+        for await (const chunk of sse.body!.pipeThrough(new TextDecoderStream())) {
+          buf += chunk;
+          for (const m of buf.matchAll(/^id: ?(\d+)$/gm)) seen.push(Number(m[1]));
+          buf = buf.slice(buf.lastIndexOf("\n") + 1);
+        }
+      } catch { /* aborted at the end */ }
     })();
     try {
       const ips: string[] = [];
@@ -116,16 +120,16 @@ Deno.test(
         });
         await proxy.cut();
       }
-      polling = false;
-      await poller;
+      ac.abort();
+      await reader;
       for (let i = 1; i < seen.length; i++) {
         assert.ok(seen[i] >= seen[i - 1], `index went back: ${seen.slice(0, i + 1).join(",")}`);
       }
       assert.equal((await readyIPs(sidecar)).length, 5);
-      console.log(`replay: ${seen.length} answers, indexes ${seen[0]}..${seen.at(-1)}`);
+      console.log(`replay: ${seen.length} SSE events, ids ${seen.join(",")}`);
     } finally {
-      polling = false;
-      await poller;
+      ac.abort();
+      await reader;
       await sidecar.stop();
       await mount.remove();
       await proxy.close();
