@@ -12,7 +12,7 @@
 /** First backoff after an error; client-go's `defaultBackoffInit`. */
 export const BACKOFF_INITIAL_MS = 800;
 /** Backoff cap (`defaultBackoffMax`). Unlike client-go ([30, 60) s with jitter) the jittered
- * delay is capped too, so a recovered API server waits at most 30 s for us. */
+ * delay stays in [15, 30] s, so a recovered API server waits at most 30 s for us. */
 export const BACKOFF_MAX_MS = 30_000;
 /** Two minutes without a failure resets the backoff (`defaultBackoffReset`). */
 export const BACKOFF_RESET_MS = 120_000;
@@ -57,8 +57,11 @@ export class Backoff {
     const now = this.#now();
     if (now - this.#lastBackoffAt > BACKOFF_RESET_MS) this.#next = BACKOFF_INITIAL_MS;
     this.#lastBackoffAt = now;
-    // Jitter up to the full delay again, as client-go's wait.Jitter(d, 1.0).
-    const d = Math.min(this.#next * (1 + this.#random()), BACKOFF_MAX_MS);
+    // Jitter up to the full delay again, as client-go's wait.Jitter(d, 1.0); at the cap, spread
+    // over [15, 30] s so that a fleet failing together does not retry together.
+    const r = this.#random();
+    let d = this.#next * (1 + r);
+    if (d > BACKOFF_MAX_MS) d = BACKOFF_MAX_MS * (0.5 + r / 2);
     this.#next = Math.min(this.#next * 2, BACKOFF_MAX_MS);
     return d;
   }

@@ -228,8 +228,10 @@ export class Reflector {
     const delay = this.#backoff.delay(wait);
     this.stats.backoffMs = Math.round(delay);
     // A long outage repeats one reason every second: say it once, then at debug level.
-    const repeated = reason === this.#lastWaitReason && wait.kind === "quick";
-    this.#lastWaitReason = reason;
+    // The key leaves out the URL (its timeoutSeconds is random) and the message details.
+    const key = wait.kind === "quick" ? reason.slice(0, reason.indexOf(":")) : undefined;
+    const repeated = key !== undefined && key === this.#lastWaitReason;
+    this.#lastWaitReason = key;
     this.#o.log.log(repeated ? "debug" : level, isExpired(e) ? "relisting" : "backing off", {
       namespace: this.#o.namespace,
       resource: this.#kind,

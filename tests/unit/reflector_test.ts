@@ -5,6 +5,7 @@
  * was requested and what was waited, step by step.
  */
 import assert from "node:assert/strict";
+import { Backoff } from "../../lib/backoff.ts";
 import { ConfigError, loadConfig } from "../../lib/config.ts";
 import type { KubeConnection } from "../../lib/kube_client.ts";
 import type { LogFields, Logger, LogLevel } from "../../lib/log.ts";
@@ -502,4 +503,28 @@ Deno.test("an idle timeout below the API server's bookmark period is refused at 
     });
   }
   assert.equal(loadConfig(["--watch-idle-timeout=60"], { env }).watchIdleTimeoutMs, 60_000);
+});
+
+Deno.test("at the cap the backoff stays jittered within 15 to 30 s, so a fleet does not retry in step", () => {
+  let r = 0;
+  const b = new Backoff({ random: () => r, now: () => 0 });
+  for (let i = 0; i < 7; i++) b.delay({ kind: "backoff" });
+  const seen = [0, 0.25, 0.5, 0.999].map((x) => {
+    r = x;
+    return Math.round(b.delay({ kind: "backoff" }));
+  });
+  assert.deepEqual(seen, [30_000, 18_750, 22_500, 29_985]);
+});
+
+Deno.test("a flapping watch (headers, then a break, again and again) stays broken since its first break", async () => {
+  const broken: (number | undefined)[] = [];
+  const s = scripted([page("10", []), watch([], "reset"), watch([], "reset"), watch([], "reset")], {
+    onRequest: (_u, r) => broken.push(r.health.brokenSince),
+  });
+  await s.run();
+  assert.equal(broken[0], undefined);
+  assert.equal(broken[1], undefined, "healthy after the list");
+  assert.ok(broken[2] !== undefined);
+  assert.deepEqual(broken.slice(3), [broken[2], broken[2]], "reconnecting never cleared it");
+  assert.equal(s.reflector.health.healthy, false);
 });
