@@ -403,7 +403,12 @@ export class Reflector {
     }
     try {
       this.stats.watches++;
-      const resp = await this.#o.connection.fetch(this.#query(params), { signal: ac.signal });
+      const resp = await this.#o.connection.fetch(this.#query(params), {
+        signal: ac.signal,
+        // The API server gzips a streaming list one member per flush (WatchListCompression),
+        // and Deno's fetch ends the body after the first member: ask for it uncompressed.
+        headers: { "Accept-Encoding": "identity" },
+      });
       if (!resp.ok) throw await apiError(resp);
       if (!resp.body) throw new Error("watch response has no body");
       for await (const ev of watchEvents(resp.body, () => dog.touch())) {

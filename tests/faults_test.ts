@@ -280,7 +280,8 @@ Deno.test(
       // at 60 s at the latest, and readiness checked all along.
       const until = Date.now() + 75_000;
       while (Date.now() < until) {
-        assert.equal((await sidecar.request("/readyz")).status, 200, "ready all along");
+        const r = await sidecar.request("/readyz");
+        assert.equal(r.status, 200, `ready all along: ${r.text} ${JSON.stringify(sidecar.logs)}`);
         await new Promise((r) => setTimeout(r, 2_000));
       }
       const bad = sidecar.logs.filter((l) => l.msg === "backing off" || l.level === "warn");
