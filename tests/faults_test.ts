@@ -176,9 +176,44 @@ Deno.test(
           `(${((Date.now() - returned) / 1000).toFixed(1)} s after startAPIServer resolved)`,
       );
       assert.ok(lagS <= 10, `the view came back ${lagS} s after the truth`);
+      // While it started, the API server may have denied us (RBAC not loaded): not a missing Role.
+      const errors = sidecar.logs.filter((l) => l.level === "error");
+      assert.deepEqual(errors, [], "no error-level line through the outage");
     } finally {
       await sidecar.stop();
       await mount.remove();
+    }
+  },
+);
+
+Deno.test(
+  "a flapping watch (reconnects, never heard from) trips --ready-max-staleness; an event heals it",
+  T,
+  async () => {
+    const proxy = await createProxy();
+    const { ns, mount, sidecar } = await setup("flap", 1, {
+      server: proxy.url,
+      args: ["--ready-max-staleness=5"],
+    });
+    try {
+      assert.equal((await sidecar.request("/readyz")).status, 200);
+      // Each reconnect gets its headers, then is cut before the API server says anything.
+      const until = Date.now() + 12_000;
+      let tripped = false;
+      while (Date.now() < until && !tripped) {
+        await proxy.cut();
+        await new Promise((r) => setTimeout(r, 300));
+        tripped = (await sidecar.request("/readyz")).status === 503;
+      }
+      assert.ok(tripped, "a flapping watch turned /readyz 503");
+      assert.ok((await proxy.stats()).accepted >= 2, "it did reconnect meanwhile");
+      const ip = await addPod(ns, 1, "flap");
+      await waitFor(async () => (await readyIPs(sidecar)).includes(ip), { timeoutMs: 30_000 });
+      await waitFor(async () => (await sidecar.request("/readyz")).status === 200);
+    } finally {
+      await sidecar.stop();
+      await mount.remove();
+      await proxy.close();
     }
   },
 );
