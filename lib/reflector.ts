@@ -24,6 +24,7 @@ import {
   statusError,
 } from "./api_error.ts";
 import { Backoff, type Wait } from "./backoff.ts";
+import { listAll, type ListResult } from "./list_pager.ts";
 import type { KubeConnection } from "./kube_client.ts";
 import { WatchHealth } from "./health.ts";
 import type { Logger } from "./log.ts";
@@ -31,12 +32,11 @@ import { QuietWatch, Watchdog, type WatchEvent, watchEvents } from "./watch_stre
 
 export { ApiError, explain, isExpired, isForbidden, isUnauthorized } from "./api_error.ts";
 export { BACKOFF_INITIAL_MS, BACKOFF_MAX_MS, BACKOFF_RESET_MS } from "./backoff.ts";
+export { LIST_PAGE_SIZE } from "./list_pager.ts";
 
 /** Watch timeouts are random in this range (s), to spread relists on the API server
  * (client-go's `defaultMinWatchTimeout`, 5 to 10 minutes). */
 export const WATCH_TIMEOUT_RANGE_S = [300, 600] as const;
-/** Page size of a paginated list; the watch cache answers `resourceVersion=0` whole anyway. */
-export const LIST_PAGE_SIZE = 500;
 /** A list that takes longer than this is abandoned and retried (a black-holed connection). */
 export const LIST_TIMEOUT_MS = 60_000;
 /** A watch that ends this fast with no event counts as a failure, so it is backed off. */
@@ -294,7 +294,7 @@ export class Reflector {
   async #list(signal: AbortSignal): Promise<void> {
     const timeout = AbortSignal.any([signal, AbortSignal.timeout(LIST_TIMEOUT_MS)]);
     const relistRV = this.#rvUnavailable ? "" : (this.#lastSyncRV || "0");
-    let result: { items: KubeItem[]; rv: string };
+    let result: ListResult;
     try {
       result = await this.#listAt(relistRV, timeout);
     } catch (e) {
@@ -304,45 +304,21 @@ export class Reflector {
     }
     this.#rvUnavailable = false;
     this.stats.lists++;
-    this.#synced(result.items, result.rv, "list");
+    this.#synced(result.items, result.resourceVersion, "list");
   }
 
-  /** Every page of a list at `rv`. A 410 on a continue token restarts the list unpaginated
-   * (client-go's pager with `FullListIfExpired`). Pagination is off for a specific rv, so the
-   * watch cache answers (client-go `list`: `pager.PageSize = 0`). */
-  async #listAt(rv: string, signal: AbortSignal): Promise<{ items: KubeItem[]; rv: string }> {
-    let paged = rv === "0" || rv === "";
-    for (;;) {
-      const items: KubeItem[] = [];
-      let cont: string | undefined;
-      let listRV = "";
-      try {
-        do {
-          // A continue token carries the resourceVersion of the first page.
-          const params: Record<string, string> = cont
-            ? { continue: cont }
-            : { resourceVersion: rv };
-          if (paged) params.limit = String(LIST_PAGE_SIZE);
-          const resp = await this.#o.connection.fetch(this.#query(params), { signal });
-          if (!resp.ok) throw await apiError(resp);
-          const body = await resp.json() as {
-            items?: KubeItem[];
-            metadata?: { resourceVersion?: string; continue?: string };
-          };
-          items.push(...(body.items ?? []));
-          cont = body.metadata?.continue || undefined;
-          listRV = body.metadata?.resourceVersion ?? listRV;
-        } while (cont);
-        return { items, rv: listRV };
-      } catch (e) {
-        if (!(cont && isExpired(e)) || !paged) throw e;
-        this.#o.log.log("info", "list expired between pages; listing again whole", {
-          namespace: this.#o.namespace,
-          resource: this.#kind,
-        });
-        paged = false;
-      }
-    }
+  #listAt(rv: string, signal: AbortSignal): Promise<ListResult> {
+    return listAll(
+      (params) => this.#o.connection.fetch(this.#query(params), { signal }),
+      rv,
+      {
+        onRestart: () =>
+          this.#o.log.log("info", "list expired between pages; listing again whole", {
+            namespace: this.#o.namespace,
+            resource: this.#kind,
+          }),
+      },
+    );
   }
 
   #synced(items: KubeItem[], rv: string, via: "list" | "streaming list"): void {
