@@ -221,6 +221,9 @@ export class Reflector {
       this.stats.expired++;
       this.#needList = true;
     }
+    // A watch from a resourceVersion this API server has not seen yet (we talked to a newer
+    // one) never succeeds: relist, which falls back to the newest state.
+    if (isTooLargeResourceVersion(e)) this.#needList = true;
     if (isUnauthorized(e)) this.#o.connection.unauthorized();
     // Not an answer of the API server: the connection itself failed or went silent.
     if (!(e instanceof ApiError)) this.#o.connection.reset();

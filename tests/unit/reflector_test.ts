@@ -533,3 +533,28 @@ Deno.test("a flapping watch (headers, then a break, again and again) stays broke
   assert.deepEqual(broken.slice(3), [broken[2], broken[2]], "reconnecting never cleared it");
   assert.equal(s.reflector.health.healthy, false);
 });
+
+Deno.test("a watch from a resourceVersion too large for this API server relists from the newest state", async () => {
+  const tooLarge = status(504, "Timeout", {
+    details: {
+      causes: [{ reason: "ResourceVersionTooLarge", message: "Too large resource version" }],
+    },
+  });
+  const s = scripted([
+    page("10", []),
+    watch([bookmark("90")], "reset"),
+    tooLarge,
+    tooLarge,
+    page("95", ["a"]),
+  ]);
+  await s.run();
+  assert.deepEqual(s.rvs(), [
+    "list:0+limit",
+    "watch:10",
+    "watch:90",
+    "list:90",
+    "list:+limit",
+    "watch:95",
+  ]);
+  assert.deepEqual(s.ops, ["replace @10", "touch", "replace a@95"]);
+});
