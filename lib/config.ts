@@ -7,6 +7,10 @@
  */
 import { LOG_LEVELS, type LogLevel } from "./log.ts";
 
+/** The API server's watch bookmark period (s, `defaultBookmarkFrequency` of the cacher): a
+ * shorter idle timeout would restart healthy quiet watches. */
+export const BOOKMARK_PERIOD_S = 60;
+
 /** Where the pod's service account is mounted by the kubelet. */
 export const DEFAULT_SERVICE_ACCOUNT_DIR = "/var/run/secrets/kubernetes.io/serviceaccount";
 
@@ -179,7 +183,8 @@ export const SETTINGS: Record<string, Setting> = {
   watchIdleTimeout: {
     flag: "watch-idle-timeout",
     env: [ENV + "WATCH_IDLE_TIMEOUT"],
-    help: "restart a watch silent this long (s); the API server sends a bookmark every 60s",
+    help: "restart a watch silent this long (s), at least 60 (the API server's bookmark " +
+      "period); a dead connection is noticed sooner, by a probe after 30 s of silence",
     default: "90",
   },
 };
@@ -256,7 +261,14 @@ export function loadConfig(args: string[], options: LoadConfigOptions = {}): Con
     throw new ConfigError(
       `Cannot parse ${idle.source}: ${
         JSON.stringify(idle.value)
-      } is not a number of seconds from 1 to 3600`,
+      } is not a number of seconds from ${BOOKMARK_PERIOD_S} to 3600`,
+    );
+  }
+  if (idleS < BOOKMARK_PERIOD_S) {
+    throw new ConfigError(
+      `Cannot use ${idle.source}=${idle.value}: below the API server's bookmark period ` +
+        `(${BOOKMARK_PERIOD_S} s) it would restart healthy quiet watches; set ${BOOKMARK_PERIOD_S} ` +
+        `or more (a dead connection is noticed within 45 s by a probe regardless)`,
     );
   }
   const selector = raw("serviceSelector").value?.trim() || undefined;

@@ -1,63 +1,50 @@
 /**
  * The list/watch loop for one resource in one namespace (EndpointSlices, or Services in
- * selector mode), after client-go's reflector:
- * list (paginated, `resourceVersion=0` so the API server's watch cache answers), then watch from
- * the list's resourceVersion with bookmarks and a random timeout, advancing the resourceVersion
- * on every event and bookmark; relist on 410 Gone (an HTTP status or an ERROR event); back off
- * with jitter on errors; abort a watch that stays silent longer than bookmarks allow (a
- * black-holed connection sends nothing, not even an RST); never give up while the process runs.
+ * selector mode), after client-go's `tools/cache/reflector.go`. A round lists (a streaming list
+ * where the API server offers it, else a paginated list) and then watches from the last synced
+ * resourceVersion, which advances on every event and bookmark and survives a failed watch, so
+ * the next watch resumes where the last one really ended. A 410 relists from that
+ * resourceVersion, and from the newest state when that is expired or too large. Failed rounds
+ * wait as {@linkcode Backoff} says; the loop never gives up while the process runs.
  *
  * @module
  */
-import type { V1ObjectMeta, V1Status } from "@kubernetes/client-node";
+import type { V1ObjectMeta } from "@kubernetes/client-node";
+import {
+  ApiError,
+  apiError,
+  explain,
+  isConnectionRefused,
+  isExpired,
+  isForbidden,
+  isStreamingListRefused,
+  isTooLargeResourceVersion,
+  isTooManyRequests,
+  isUnauthorized,
+  statusError,
+} from "./api_error.ts";
+import { Backoff, type Wait } from "./backoff.ts";
+import { listAll, type ListResult } from "./list_pager.ts";
 import type { KubeConnection } from "./kube_client.ts";
 import { WatchHealth } from "./health.ts";
 import type { Logger } from "./log.ts";
+import { QuietWatch, Watchdog, type WatchEvent, watchEvents } from "./watch_stream.ts";
 
-/** First backoff after an error; client-go's reflector uses the same 800 ms. */
-export const BACKOFF_INITIAL_MS = 800;
-/** Backoff cap: the longest a recovered API server waits for us. */
-export const BACKOFF_MAX_MS = 30_000;
-/** A spell this long without errors resets the backoff to its initial value (as client-go). */
-export const BACKOFF_RESET_MS = 120_000;
-/** Watch timeouts are random in this range (s), to spread relists on the API server. */
+export { ApiError, explain, isExpired, isForbidden, isUnauthorized } from "./api_error.ts";
+export { BACKOFF_INITIAL_MS, BACKOFF_MAX_MS, BACKOFF_RESET_MS } from "./backoff.ts";
+export { LIST_PAGE_SIZE } from "./list_pager.ts";
+
+/** Watch timeouts are random in this range (s), to spread relists on the API server
+ * (client-go's `defaultMinWatchTimeout`, 5 to 10 minutes). */
 export const WATCH_TIMEOUT_RANGE_S = [300, 600] as const;
-/** Page size of the list; the watch cache answers `resourceVersion=0` whole regardless. */
-export const LIST_PAGE_SIZE = 500;
 /** A list that takes longer than this is abandoned and retried (a black-holed connection). */
 export const LIST_TIMEOUT_MS = 60_000;
 /** A watch that ends this fast with no event counts as a failure, so it is backed off. */
 const SHORT_WATCH_MS = 1_000;
-
-/** An error answer of the API server. */
-export class ApiError extends Error {
-  /** HTTP status (or the code of an ERROR event's Status). */
-  readonly status: number;
-  /** The Status reason, e.g. "Expired", "Forbidden". */
-  readonly reason: string;
-  /** Makes the error from the status code and the Status fields. */
-  constructor(status: number, reason: string, message: string) {
-    super(message);
-    this.name = "ApiError";
-    this.status = status;
-    this.reason = reason;
-  }
-}
-
-/** 410 Gone / Expired: the resourceVersion is older than the server keeps; relist. */
-export function isExpired(e: unknown): boolean {
-  return e instanceof ApiError && (e.status === 410 || e.reason === "Expired");
-}
-
-/** 401: the token expired or was rotated; re-read credentials before the next try. */
-export function isUnauthorized(e: unknown): boolean {
-  return e instanceof ApiError && e.status === 401;
-}
-
-/** 403: RBAC denies us; retrying helps only once someone grants the Role. */
-export function isForbidden(e: unknown): boolean {
-  return e instanceof ApiError && e.status === 403;
-}
+/** How long the `/readyz` check after a 403 may take. */
+const READYZ_TIMEOUT_MS = 5_000;
+/** The annotation of the bookmark that ends a streaming list's initial events. */
+const INITIAL_EVENTS_END = "k8s.io/initial-events-end";
 
 /** Counters of one reflector, read by metrics and tests. */
 export interface ReflectorStats {
@@ -97,13 +84,26 @@ export interface ReflectorOptions {
   labelSelector?: string;
   connection: KubeConnection;
   log: Logger;
-  /** Abort a watch silent this long (ms). Default 90 s (bookmarks come every 60 s). */
+  /** Restart a watch that sent nothing this long although its connection answers (ms).
+   * Default 90 s (bookmarks come every 60 s). */
   idleTimeoutMs?: number;
+  /** Silence before the connection is probed (ms). Default 30 s (see watch_stream.ts). */
+  probeAfterMs?: number;
+  /** How long a probe may take (ms). Default 15 s. */
+  probeTimeoutMs?: number;
+  /** Try a streaming list first. Default true; it falls back by itself where not offered. */
+  streamingList?: boolean;
   /** Sleep; replaced in tests to drive time. Default: a timer that stops on abort. */
   sleep?: (ms: number, signal: AbortSignal) => Promise<void>;
   /** Random in [0, 1). Default Math.random. */
   random?: () => number;
+  /** Clock (ms) for the backoff reset. Default Date.now. */
+  now?: () => number;
 }
+
+type Options = Required<Omit<ReflectorOptions, "labelSelector" | "resource">> & {
+  labelSelector?: string;
+};
 
 /** The list/watch loop of one resource in one namespace feeding a {@linkcode ReflectorStore}. */
 export class Reflector {
@@ -114,19 +114,35 @@ export class Reflector {
   /** Whether this watch is healthy, since when it is broken and why. */
   readonly health: WatchHealth;
   #store: ReflectorStore;
-  #o: Required<Omit<ReflectorOptions, "labelSelector" | "resource">> & { labelSelector?: string };
+  #o: Options;
   #base: string;
   #kind: string;
+  #backoff: Backoff;
+  /** client-go `lastSyncResourceVersion`: of the last list, event or bookmark applied. */
+  #lastSyncRV = "";
+  /** client-go `isLastSyncResourceVersionUnavailable`: it was expired or too large. */
+  #rvUnavailable = false;
+  #needList = true;
+  #streaming: boolean;
+  #lastWaitReason?: string;
+  /** Events and bookmarks received, to tell a watch that ended at once with nothing. */
+  #received = 0;
 
   /** A reflector for `options.namespace` writing into `store`. */
   constructor(store: ReflectorStore, options: ReflectorOptions) {
     this.#store = store;
     this.#o = {
       idleTimeoutMs: 90_000,
+      probeAfterMs: 30_000,
+      probeTimeoutMs: 15_000,
+      streamingList: true,
       sleep: abortableSleep,
       random: Math.random,
+      now: Date.now,
       ...options,
     };
+    this.#streaming = this.#o.streamingList;
+    this.#backoff = new Backoff({ random: this.#o.random, now: this.#o.now });
     const r = options.resource ??
       { group: "discovery.k8s.io", version: "v1", plural: "endpointslices" };
     const prefix = r.group ? `/apis/${r.group}/${r.version}` : `/api/${r.version}`;
@@ -136,53 +152,136 @@ export class Reflector {
     this.health = new WatchHealth(this.labels as { namespace: string; resource: string });
   }
 
-  /** Runs until `signal` aborts: list, watch, relist on 410, back off on errors. */
+  /** The resourceVersion the next watch resumes from (client-go `LastSyncResourceVersion`). */
+  get lastSyncResourceVersion(): string {
+    return this.#lastSyncRV;
+  }
+
+  /** Runs until `signal` aborts: rounds of list and watch, each failure followed by a wait
+   * (client-go `RunWithContext` with its backoff manager around `ListAndWatchWithContext`). */
   async run(signal: AbortSignal): Promise<void> {
-    let rv: string | undefined;
-    let backoff = BACKOFF_INITIAL_MS;
-    let lastFailure = 0;
     while (!signal.aborted) {
       try {
-        if (rv === undefined) rv = await this.#list(signal);
-        const started = Date.now();
-        const before = this.stats.events;
-        rv = await this.#watch(rv, signal);
-        if (Date.now() - started < SHORT_WATCH_MS && this.stats.events === before) {
-          throw new Error("watch closed at once with no event");
-        }
+        await this.#round(signal);
       } catch (e) {
         if (signal.aborted) break;
-        this.stats.lastError = (e as Error).message;
-        if (isExpired(e)) {
-          this.stats.expired++;
-          this.#o.log.log("info", "relisting", {
+        await this.#fail(e, signal);
+      }
+    }
+  }
+
+  /** One list-and-watch round; returns only by throwing (or on abort). A streaming list is a
+   * watch that starts with every object; where it is refused, a paginated list comes first. */
+  async #round(signal: AbortSignal): Promise<void> {
+    let streamingList = this.#needList && this.#streaming;
+    if (this.#needList && !streamingList) await this.#list(signal);
+    while (!signal.aborted) {
+      const started = Date.now();
+      const before = this.#received;
+      let ended: "ended" | "quiet";
+      try {
+        ended = await this.#watch(signal, streamingList);
+      } catch (e) {
+        // Past its initial events a streaming list is a plain watch.
+        if (!streamingList || !this.#needList) throw e;
+        if (isStreamingListRefused(e)) {
+          this.#streaming = streamingList = false;
+          this.#o.log.log("info", "streaming list not offered; listing in pages", {
             namespace: this.#o.namespace,
             resource: this.#kind,
-            reason: `resourceVersion ${rv} expired (410 Gone): ${(e as Error).message}`,
+            reason: (e as Error).message,
           });
-          rv = undefined;
+          await this.#list(signal);
           continue;
         }
-        this.health.broken(this.stats.lastError);
-        if (isUnauthorized(e)) this.#o.connection.unauthorized();
-        // Not an answer of the API server: the connection itself failed or went silent.
-        if (!(e instanceof ApiError)) this.#o.connection.reset();
-        if (Date.now() - lastFailure > BACKOFF_RESET_MS) backoff = BACKOFF_INITIAL_MS;
-        lastFailure = Date.now();
-        // Jitter up to the full delay again, as client-go's wait.Jitter(d, 1.0).
-        const delay = Math.min(backoff * (1 + this.#o.random()), BACKOFF_MAX_MS);
-        this.stats.backoffMs = Math.round(delay);
-        this.#o.log.log(isForbidden(e) ? "error" : "warn", "backing off", {
-          namespace: this.#o.namespace,
-          resource: this.#kind,
-          reason: explain(e, this.#o.namespace, this.#kind),
-          delayMs: Math.round(delay),
-        });
-        await this.#o.sleep(delay, signal);
-        backoff = Math.min(backoff * 2, BACKOFF_MAX_MS);
-        continue;
+        // client-go `watchList`: an expired or too large resourceVersion streams the newest
+        // state ("") at once.
+        if ((isExpired(e) || isTooLargeResourceVersion(e)) && !this.#rvUnavailable) {
+          this.#rvUnavailable = true;
+          continue;
+        }
+        throw e;
+      }
+      streamingList = false;
+      if (ended === "quiet") continue;
+      if (Date.now() - started < SHORT_WATCH_MS && this.#received === before) {
+        throw new Error("watch closed at once with no event");
       }
       this.stats.backoffMs = 0;
+    }
+  }
+
+  async #fail(e: unknown, signal: AbortSignal): Promise<void> {
+    const message = (e as Error)?.message ?? String(e);
+    this.stats.lastError = message;
+    this.health.broken(message);
+    if (isExpired(e)) {
+      // client-go: relist from the last synced resourceVersion ("not older than"), not from
+      // 0, which a lagging API server's watch cache may answer with an older state.
+      this.stats.expired++;
+      this.#needList = true;
+    }
+    // A watch from a resourceVersion this API server has not seen yet (we talked to a newer
+    // one) never succeeds: relist, which falls back to the newest state.
+    if (isTooLargeResourceVersion(e)) this.#needList = true;
+    if (isUnauthorized(e)) this.#o.connection.unauthorized();
+    // Not an answer of the API server: the connection itself failed or went silent.
+    if (!(e instanceof ApiError)) this.#o.connection.reset();
+    const [wait, level, reason] = await this.#classify(e, signal);
+    const delay = this.#backoff.delay(wait);
+    this.stats.backoffMs = Math.round(delay);
+    // A long outage repeats one reason every second: say it once, then at debug level.
+    // The key leaves out the URL (its timeoutSeconds is random) and the message details.
+    const key = wait.kind === "quick" ? reason.slice(0, reason.indexOf(":")) : undefined;
+    const repeated = key !== undefined && key === this.#lastWaitReason;
+    this.#lastWaitReason = key;
+    this.#o.log.log(repeated ? "debug" : level, isExpired(e) ? "relisting" : "backing off", {
+      namespace: this.#o.namespace,
+      resource: this.#kind,
+      reason,
+      resourceVersion: this.#lastSyncRV,
+      delayMs: Math.round(delay),
+    });
+    await this.#o.sleep(delay, signal);
+  }
+
+  /** What wait a failure calls for, at what log level, and the line that explains it. */
+  async #classify(e: unknown, signal: AbortSignal): Promise<[Wait, "warn" | "error", string]> {
+    const ns = this.#o.namespace;
+    if (isConnectionRefused(e)) {
+      return [{ kind: "quick" }, "warn", `API server unreachable: ${(e as Error).message}`];
+    }
+    if (isTooManyRequests(e) && (e as { retryAfterMs?: number }).retryAfterMs !== undefined) {
+      const ms = (e as { retryAfterMs: number }).retryAfterMs;
+      return [{ kind: "told", ms }, "warn", `too many requests (429), retry after ${ms} ms`];
+    }
+    if (isForbidden(e) && !(await this.#serverReady(signal))) {
+      // While it starts, an API server denies everything until its RBAC policy is loaded.
+      return [
+        { kind: "quick" },
+        "warn",
+        `API server not ready yet (its /readyz is not 200); transient: ${(e as Error).message}`,
+      ];
+    }
+    if (isExpired(e)) {
+      return [
+        { kind: "backoff" },
+        "warn",
+        `resourceVersion ${this.#lastSyncRV} expired (410 Gone): ${(e as Error).message}`,
+      ];
+    }
+    return [{ kind: "backoff" }, isForbidden(e) ? "error" : "warn", explain(e, ns, this.#kind)];
+  }
+
+  async #serverReady(signal: AbortSignal): Promise<boolean> {
+    try {
+      const resp = await this.#o.connection.fetch("/readyz", {
+        signal: AbortSignal.any([signal, AbortSignal.timeout(READYZ_TIMEOUT_MS)]),
+      });
+      await resp.body?.cancel();
+      return resp.status === 200;
+    } catch {
+      return false;
     }
   }
 
@@ -192,142 +291,169 @@ export class Reflector {
     return `${this.#base}?${q}`;
   }
 
-  async #list(signal: AbortSignal): Promise<string> {
-    const items: KubeItem[] = [];
-    let cont: string | undefined;
-    let rv = "";
+  /** A paginated list (client-go `list` with `relistResourceVersion`): from 0 the first time
+   * (the watch cache answers), then from the last synced resourceVersion, and from the newest
+   * state ("") when that is expired or too large. */
+  async #list(signal: AbortSignal): Promise<void> {
     const timeout = AbortSignal.any([signal, AbortSignal.timeout(LIST_TIMEOUT_MS)]);
-    do {
-      const params: Record<string, string> = { limit: String(LIST_PAGE_SIZE) };
-      if (cont) params.continue = cont;
-      else params.resourceVersion = "0";
-      const resp = await this.#o.connection.fetch(this.#query(params), { signal: timeout });
-      if (!resp.ok) throw await apiError(resp);
-      const body = await resp.json() as {
-        items?: KubeItem[];
-        metadata?: { resourceVersion?: string; continue?: string };
-      };
-      items.push(...(body.items ?? []));
-      cont = body.metadata?.continue || undefined;
-      rv = body.metadata?.resourceVersion ?? rv;
-    } while (cont);
-    const first = !this.#store.synced;
+    const relistRV = this.#rvUnavailable ? "" : (this.#lastSyncRV || "0");
+    let result: ListResult;
+    try {
+      result = await this.#listAt(relistRV, timeout);
+    } catch (e) {
+      if (!(isExpired(e) || isTooLargeResourceVersion(e)) || relistRV === "") throw e;
+      this.#rvUnavailable = true;
+      result = await this.#listAt("", timeout);
+    }
+    this.#rvUnavailable = false;
     this.stats.lists++;
+    this.#synced(result.items, result.resourceVersion, "list");
+  }
+
+  #listAt(rv: string, signal: AbortSignal): Promise<ListResult> {
+    return listAll(
+      (params) => this.#o.connection.fetch(this.#query(params), { signal }),
+      rv,
+      {
+        onRestart: () =>
+          this.#o.log.log("info", "list expired between pages; listing again whole", {
+            namespace: this.#o.namespace,
+            resource: this.#kind,
+          }),
+      },
+    );
+  }
+
+  #synced(items: KubeItem[], rv: string, via: "list" | "streaming list"): void {
+    const first = !this.#store.synced;
     this.#store.replace(items, rv);
+    this.#lastSyncRV = rv;
+    this.#needList = false;
     this.health.heard();
     this.#o.log.log("info", first ? "synced" : "relisted", {
       namespace: this.#o.namespace,
       resource: this.#kind,
       items: items.length,
       resourceVersion: rv,
+      via,
     });
-    return rv;
   }
 
-  /** Watches from `rv` until the server ends the watch; returns the last resourceVersion. */
-  async #watch(rv: string, signal: AbortSignal): Promise<string> {
+  #watchTimeoutS(): number {
     const [lo, hi] = WATCH_TIMEOUT_RANGE_S;
-    const timeoutSeconds = Math.floor(lo + this.#o.random() * (hi - lo));
+    return Math.floor(lo + this.#o.random() * (hi - lo));
+  }
+
+  /** Watches until the server ends the watch ("ended") or it is restarted for silence
+   * ("quiet"); throws on failure. A streaming list (client-go `watchList`) first collects every
+   * object until the initial-events-end bookmark, then goes on as a plain watch (client-go
+   * `watch` and `handleWatch`). */
+  async #watch(signal: AbortSignal, streamingList: boolean): Promise<"ended" | "quiet"> {
     const ac = new AbortController();
     const onAbort = () => ac.abort(signal.reason);
     signal.addEventListener("abort", onAbort, { once: true });
-    let idle: ReturnType<typeof setTimeout> | undefined;
-    const arm = () => {
-      clearTimeout(idle);
-      idle = setTimeout(
-        () => ac.abort(new Error(`watch silent for ${this.#o.idleTimeoutMs} ms`)),
-        this.#o.idleTimeoutMs,
-      );
+    const dog = new Watchdog(ac, {
+      idleTimeoutMs: this.#o.idleTimeoutMs,
+      probeAfterMs: this.#o.probeAfterMs,
+      probeTimeoutMs: this.#o.probeTimeoutMs,
+      probe: async (s) => {
+        const resp = await this.#o.connection.fetch("/version", { signal: s });
+        await resp.body?.cancel();
+      },
+      // A quiet watch on a live connection is still current; a probe alone never makes a
+      // broken watch healthy, though.
+      onAlive: () => {
+        if (this.health.healthy) this.health.heard();
+      },
+    });
+    // Initial events of a streaming list, by namespace/name, until the end bookmark.
+    let initial = streamingList ? new Map<string, KubeItem>() : undefined;
+    const params: Record<string, string> = {
+      watch: "1",
+      allowWatchBookmarks: "true",
+      resourceVersion: this.#lastSyncRV,
+      timeoutSeconds: String(this.#watchTimeoutS()),
     };
-    this.stats.watches++;
+    if (streamingList) {
+      params.sendInitialEvents = "true";
+      params.resourceVersionMatch = "NotOlderThan";
+      // client-go `rewatchResourceVersion`: the newest state once ours was refused.
+      if (this.#rvUnavailable) params.resourceVersion = "";
+    }
     try {
-      arm();
-      const resp = await this.#o.connection.fetch(
-        this.#query({
-          watch: "1",
-          allowWatchBookmarks: "true",
-          resourceVersion: rv,
-          timeoutSeconds: String(timeoutSeconds),
-        }),
-        { signal: ac.signal },
-      );
+      this.stats.watches++;
+      const resp = await this.#o.connection.fetch(this.#query(params), {
+        signal: ac.signal,
+        // The API server gzips a streaming list one member per flush (WatchListCompression),
+        // and Deno's fetch ends the body after the first member: ask for it uncompressed.
+        headers: { "Accept-Encoding": "identity" },
+      });
       if (!resp.ok) throw await apiError(resp);
       if (!resp.body) throw new Error("watch response has no body");
-      let buf = "";
-      for await (const chunk of resp.body.pipeThrough(new TextDecoderStream())) {
-        arm();
-        buf += chunk;
-        let nl: number;
-        while ((nl = buf.indexOf("\n")) >= 0) {
-          const line = buf.slice(0, nl).trim();
-          buf = buf.slice(nl + 1);
-          if (line) rv = this.#handle(line) ?? rv;
+      for await (const ev of watchEvents(resp.body, () => dog.touch())) {
+        if (initial) {
+          if (this.#collect(ev, initial)) initial = undefined;
+        } else {
+          this.#handle(ev);
         }
       }
-      return rv;
+      if (initial) throw new Error("streaming list ended before its initial-events-end bookmark");
+      return "ended";
     } catch (e) {
-      // An abort surfaces as the abort reason (idle timeout) or a DOMException; report the cause.
+      if (ac.signal.aborted && !signal.aborted && ac.signal.reason instanceof QuietWatch) {
+        if (initial) throw ac.signal.reason;
+        this.#o.log.log("info", "restarting a quiet watch", {
+          namespace: this.#o.namespace,
+          resource: this.#kind,
+          reason: ac.signal.reason.message,
+          resourceVersion: this.#lastSyncRV,
+        });
+        return "quiet";
+      }
+      // An abort surfaces as a DOMException or the stream's error; report the cause.
       if (ac.signal.aborted && !signal.aborted && ac.signal.reason instanceof Error) {
         throw ac.signal.reason;
       }
       throw e;
     } finally {
-      clearTimeout(idle);
+      dog.stop();
       signal.removeEventListener("abort", onAbort);
     }
   }
 
-  /** Applies one watch event; returns its resourceVersion. */
-  #handle(line: string): string | undefined {
-    const ev = JSON.parse(line) as { type: string; object: KubeItem | V1Status };
-    if (ev.type === "ERROR") {
-      const s = ev.object as V1Status;
-      throw new ApiError(s.code ?? 500, s.reason ?? "", s.message ?? "watch ERROR event");
+  /** One event of a streaming list's initial phase; true once the list is complete. */
+  #collect(ev: WatchEvent, items: Map<string, KubeItem>): boolean {
+    if (ev.type === "ERROR") throw statusError(ev.object);
+    const m = ev.object.metadata;
+    if (ev.type === "BOOKMARK") {
+      if (m?.annotations?.[INITIAL_EVENTS_END] !== "true") return false;
+      this.stats.lists++;
+      this.#rvUnavailable = false;
+      this.#synced([...items.values()], m.resourceVersion ?? "", "streaming list");
+      return true;
     }
-    const item = ev.object as KubeItem;
-    const rv = item.metadata?.resourceVersion;
+    const key = `${m?.namespace}/${m?.name}`;
+    if (ev.type === "DELETED") items.delete(key);
+    else items.set(key, ev.object);
+    return false;
+  }
+
+  /** Applies one watch event and advances the last synced resourceVersion (client-go
+   * `handleAnyWatch` with `setLastSyncResourceVersion`). */
+  #handle(ev: WatchEvent): void {
+    if (ev.type === "ERROR") throw statusError(ev.object);
+    const rv = ev.object.metadata?.resourceVersion;
+    this.#received++;
     this.stats.lastEventAt = new Date();
-    this.health.heard();
     if (ev.type === "BOOKMARK") {
       this.#store.touch();
     } else {
       this.stats.events++;
-      this.#store.apply(ev.type, item);
+      this.#store.apply(ev.type, ev.object);
     }
-    return rv;
+    if (rv) this.#lastSyncRV = rv;
+    this.health.heard();
   }
-}
-
-async function apiError(resp: Response): Promise<ApiError> {
-  const text = await resp.text();
-  try {
-    const s = JSON.parse(text) as V1Status;
-    return new ApiError(resp.status, s.reason ?? "", s.message ?? text);
-  } catch {
-    return new ApiError(
-      resp.status,
-      "",
-      `${resp.status} ${resp.statusText}: ${text.slice(0, 200)}`,
-    );
-  }
-}
-
-/** One line for an operator: what failed and, for 403, the Role rule that fixes it. */
-export function explain(
-  e: unknown,
-  namespace: string,
-  kind = "endpointslices.discovery.k8s.io",
-): string {
-  if (isForbidden(e)) {
-    const [plural, ...group] = kind.split(".");
-    return `forbidden: ${(e as Error).message}. Grant the pod's ServiceAccount a Role in ` +
-      `namespace "${namespace}" with the rule {apiGroups: ["${group.join(".")}"], ` +
-      `resources: ["${plural}"], verbs: ["get", "list", "watch"]} and a RoleBinding to it`;
-  }
-  if (isUnauthorized(e)) {
-    return `unauthorized (401): ${(e as Error).message}; re-reading the token`;
-  }
-  return (e as Error)?.message ?? String(e);
 }
 
 /** Sleeps `ms`, or less if `signal` aborts. */

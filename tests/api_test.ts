@@ -402,7 +402,7 @@ Deno.test("a blocking query survives a relist after 410 and returns the change",
   const mount = await podMount(ns, { server: proxy.url });
   const sidecar = await spawnSidecar({
     env: mount.env,
-    args: ["--service-name=web", "--watch-idle-timeout=3"],
+    args: ["--service-name=web"],
   });
   const path = `/v1/services/${ns}/web`;
   try {

@@ -13,6 +13,7 @@ import (
 // serveControl serves the fault handles on a loopback port and returns its base URL:
 //
 //	POST   /apiserver/stop | /apiserver/start | /apiserver/restart
+//	       (start and restart take ?featureGates=WatchList=false; an empty value restores defaults)
 //	POST   /etcd/compact                  -> {"revision": N}
 //	POST   /proxies                       -> {"id", "address", ...}
 //	GET    /proxies/{id}                  -> {"mode", "latencyMs", "accepted", "open", ...}
@@ -26,6 +27,11 @@ func (c *cluster) serveControl() (string, error) {
 	}
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST /apiserver/{action}", func(w http.ResponseWriter, r *http.Request) {
+		if q := r.URL.Query(); q.Has("featureGates") {
+			c.mu.Lock()
+			c.featureGates = q.Get("featureGates")
+			c.mu.Unlock()
+		}
 		switch r.PathValue("action") {
 		case "stop":
 			c.stopProc("apiserver")

@@ -45,20 +45,24 @@ type cluster struct {
 	etcdURL, server   string
 	adminToken        string
 	etcdArgs, apiArgs []string
-	kcmArgs           []string
-	client            *http.Client
-	mu                sync.Mutex
-	procs             map[string]*proc
-	proxies           map[string]*faultProxy
-	nextProxy         int
-	probes            int
-	stopping          bool
+	// featureGates is the API server's --feature-gates value ("" for its defaults), e.g.
+	// "WatchList=false" to test clients against a server without streaming lists.
+	featureGates string
+	kcmArgs      []string
+	client       *http.Client
+	mu           sync.Mutex
+	procs        map[string]*proc
+	proxies      map[string]*faultProxy
+	nextProxy    int
+	probes       int
+	stopping     bool
 }
 
 func runUp(args []string) int {
 	fs := flag.NewFlagSet("up", flag.ContinueOnError)
 	kubeconfig := fs.String("kubeconfig", "", "also write the admin kubeconfig here (removed on exit)")
 	stdinEOF := fs.Bool("stop-on-stdin-eof", false, "stop when standard input closes (so a parent that dies takes the control plane with it)")
+	gates := fs.String("api-feature-gates", os.Getenv("KPD_API_FEATURE_GATES"), "the API server's --feature-gates, e.g. WatchList=false (default $KPD_API_FEATURE_GATES)")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -67,6 +71,7 @@ func runUp(args []string) int {
 		fmt.Fprintln(os.Stderr, "control-plane:", err)
 		return 1
 	}
+	c.featureGates = *gates
 	defer c.shutdown()
 	sig := make(chan os.Signal, 2)
 	signal.Notify(sig, syscall.SIGTERM, syscall.SIGINT)
@@ -311,7 +316,13 @@ func (c *cluster) startAPIServer() error {
 	if running {
 		return fmt.Errorf("apiserver is already running: stop it first")
 	}
-	if err := c.startProc("apiserver", c.apiArgs); err != nil {
+	args := c.apiArgs
+	c.mu.Lock()
+	if c.featureGates != "" {
+		args = append(append([]string{}, args...), "--feature-gates="+c.featureGates)
+	}
+	c.mu.Unlock()
+	if err := c.startProc("apiserver", args); err != nil {
 		return err
 	}
 	return c.waitFor("apiserver", func() bool { return c.get("/readyz") == 200 })

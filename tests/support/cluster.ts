@@ -1135,9 +1135,13 @@ async function control<T>(method: string, path: string): Promise<T> {
 
 /**
  * Stops and starts the API server (etcd keeps the data); resolves once /readyz answers 200 (~15 s).
+ * `featureGates` (e.g. "WatchList=false"; "" for the defaults) applies from this start on.
  */
-export async function restartAPIServer(): Promise<void> {
-  await control("POST", "/apiserver/restart");
+export async function restartAPIServer(options: { featureGates?: string } = {}): Promise<void> {
+  const q = options.featureGates === undefined
+    ? ""
+    : `?featureGates=${encodeURIComponent(options.featureGates)}`;
+  await control("POST", `/apiserver/restart${q}`);
 }
 
 /** Stops the API server. */

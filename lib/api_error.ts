@@ -1,0 +1,132 @@
+/**
+ * The API server's error answers, as the reflector classifies them: an {@linkcode ApiError}
+ * built from a non-2xx response or a watch ERROR event, and small named predicates saying what
+ * each class of error asks of a client (relist, relist from the newest state, re-read the token,
+ * wait as told, grant a Role), after client-go's `tools/cache/reflector.go` and
+ * `apimachinery/pkg/api/errors`.
+ *
+ * @module
+ */
+import type { V1Status } from "@kubernetes/client-node";
+
+/** The longest `Retry-After` honoured (ms); a longer one is a server asking for too much. */
+export const RETRY_AFTER_MAX_MS = 60_000;
+
+/** An error answer of the API server. */
+export class ApiError extends Error {
+  /** HTTP status (or the code of an ERROR event's Status). */
+  readonly status: number;
+  /** The Status reason, e.g. "Expired", "Forbidden". */
+  readonly reason: string;
+  /** The Status detail causes' types, e.g. "ResourceVersionTooLarge". */
+  readonly causes: string[];
+  /** How long the server asked us to wait (ms): `Retry-After` or `details.retryAfterSeconds`. */
+  readonly retryAfterMs?: number;
+  /** Makes the error from the status code and the Status fields. */
+  constructor(
+    status: number,
+    reason: string,
+    message: string,
+    options: { causes?: string[]; retryAfterMs?: number } = {},
+  ) {
+    super(message);
+    this.name = "ApiError";
+    this.status = status;
+    this.reason = reason;
+    this.causes = options.causes ?? [];
+    this.retryAfterMs = options.retryAfterMs;
+  }
+}
+
+/** The {@linkcode ApiError} of a Status object (an error body or an ERROR event's object). */
+export function statusError(
+  s: V1Status,
+  httpStatus?: number,
+  retryAfter?: string | null,
+): ApiError {
+  const seconds = Number(retryAfter ?? s.details?.retryAfterSeconds);
+  return new ApiError(httpStatus ?? s.code ?? 500, s.reason ?? "", s.message ?? "API error", {
+    causes: (s.details?.causes ?? []).map((c) => `${c.reason ?? ""}: ${c.message ?? ""}`),
+    retryAfterMs: Number.isFinite(seconds) && seconds >= 0
+      ? Math.min(seconds * 1000, RETRY_AFTER_MAX_MS)
+      : undefined,
+  });
+}
+
+/** Reads a non-2xx response into an {@linkcode ApiError}. */
+export async function apiError(resp: Response): Promise<ApiError> {
+  const text = await resp.text();
+  const retryAfter = resp.headers.get("retry-after");
+  try {
+    return statusError(JSON.parse(text) as V1Status, resp.status, retryAfter);
+  } catch {
+    return statusError(
+      { message: `${resp.status} ${resp.statusText}: ${text.slice(0, 200)}` },
+      resp.status,
+      retryAfter,
+    );
+  }
+}
+
+/** 410 Gone / Expired: the resourceVersion is older than the server keeps; relist
+ * (client-go `isExpiredError`). */
+export function isExpired(e: unknown): boolean {
+  return e instanceof ApiError && (e.status === 410 || e.reason === "Expired");
+}
+
+/** The resourceVersion asked for is newer than this API server has seen (a lagging server);
+ * relist from the newest state (client-go `isTooLargeResourceVersionError`). */
+export function isTooLargeResourceVersion(e: unknown): boolean {
+  if (!(e instanceof ApiError)) return false;
+  if (e.causes.some((c) => c.startsWith("ResourceVersionTooLarge"))) return true;
+  return (e.status === 504 || e.reason === "Timeout") &&
+    (/Too large resource version/i.test(e.message) ||
+      e.causes.some((c) => /Too large resource version/i.test(c)));
+}
+
+/** 401: the token expired or was rotated; re-read credentials before the next try. */
+export function isUnauthorized(e: unknown): boolean {
+  return e instanceof ApiError && e.status === 401;
+}
+
+/** 403: RBAC denies us; retrying helps only once someone grants the Role (or RBAC loads). */
+export function isForbidden(e: unknown): boolean {
+  return e instanceof ApiError && e.status === 403;
+}
+
+/** 429: the server's priority and fairness asks us to come back later. */
+export function isTooManyRequests(e: unknown): boolean {
+  return e instanceof ApiError && e.status === 429;
+}
+
+/** The 400 or 422 an API server gives a streaming list it does not offer ("sendInitialEvents is
+ * forbidden for watch unless the WatchList feature gate is enabled"). */
+export function isStreamingListRefused(e: unknown): boolean {
+  return e instanceof ApiError && (e.status === 400 || e.status === 422);
+}
+
+/** Nobody listens at the server's address: a refused connection costs the server nothing, so
+ * it is retried quickly (client-go's `isWatchErrorRetriable` names it too). */
+export function isConnectionRefused(e: unknown): boolean {
+  if (e instanceof ApiError) return false;
+  const text = `${(e as Error)?.message ?? e} ${(e as Error)?.cause ?? ""}`;
+  return /connection refused|os error 111|ECONNREFUSED/i.test(text);
+}
+
+/** One line for an operator: what failed and, for 403, the Role rule that fixes it. */
+export function explain(
+  e: unknown,
+  namespace: string,
+  kind = "endpointslices.discovery.k8s.io",
+): string {
+  if (isForbidden(e)) {
+    const [plural, ...group] = kind.split(".");
+    return `forbidden: ${(e as Error).message}. Grant the pod's ServiceAccount a Role in ` +
+      `namespace "${namespace}" with the rule {apiGroups: ["${group.join(".")}"], ` +
+      `resources: ["${plural}"], verbs: ["get", "list", "watch"]} and a RoleBinding to it`;
+  }
+  if (isUnauthorized(e)) {
+    return `unauthorized (401): ${(e as Error).message}; re-reading the token`;
+  }
+  return (e as Error)?.message ?? String(e);
+}

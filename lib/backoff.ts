@@ -1,0 +1,68 @@
+/**
+ * How long the reflector waits before its next list-and-watch round after a failure: quickly
+ * (about a second, jittered) while nobody answers at the server's address, since a refused
+ * connection costs the server nothing and the view must come back within seconds of its return;
+ * as told by `Retry-After` on 429; otherwise client-go's exponential backoff (800 ms doubling to
+ * 30 s, full jitter, reset after 2 minutes without a failure: `NewExponentialBackoffManager`
+ * with the `defaultBackoff*` values of `tools/cache/reflector.go`).
+ *
+ * @module
+ */
+
+/** First backoff after an error; client-go's `defaultBackoffInit`. */
+export const BACKOFF_INITIAL_MS = 800;
+/** Backoff cap (`defaultBackoffMax`). Unlike client-go ([30, 60) s with jitter) the jittered
+ * delay stays in [15, 30] s, so a recovered API server waits at most 30 s for us. */
+export const BACKOFF_MAX_MS = 30_000;
+/** Two minutes without a failure resets the backoff (`defaultBackoffReset`). */
+export const BACKOFF_RESET_MS = 120_000;
+/** Retry period while the server's address refuses connections: nothing to spare the server
+ * from, and a short period brings the view back within seconds of its return. */
+export const UNREACHABLE_RETRY_MS = 1_000;
+
+/** What kind of wait a failure calls for. */
+export type Wait =
+  /** Nobody answers (connection refused, or the server is starting): retry quickly. */
+  | { kind: "quick" }
+  /** The server asked for this wait (429 Retry-After). */
+  | { kind: "told"; ms: number }
+  /** Anything else: exponential backoff. */
+  | { kind: "backoff" };
+
+/** Options for {@linkcode Backoff}. */
+export interface BackoffOptions {
+  /** Random in [0, 1). Default `Math.random`. */
+  random?: () => number;
+  /** Clock (ms). Default `Date.now`. */
+  now?: () => number;
+}
+
+/** The exponential backoff of one reflector, with the quick and told waits beside it. */
+export class Backoff {
+  #random: () => number;
+  #now: () => number;
+  #next = BACKOFF_INITIAL_MS;
+  #lastBackoffAt = -Infinity;
+
+  /** A backoff at its initial value. */
+  constructor(options: BackoffOptions = {}) {
+    this.#random = options.random ?? Math.random;
+    this.#now = options.now ?? Date.now;
+  }
+
+  /** The delay (ms) before the next round after a failure that calls for `wait`. */
+  delay(wait: Wait): number {
+    if (wait.kind === "quick") return UNREACHABLE_RETRY_MS * (0.5 + this.#random());
+    if (wait.kind === "told") return wait.ms * (1 + 0.2 * this.#random());
+    const now = this.#now();
+    if (now - this.#lastBackoffAt > BACKOFF_RESET_MS) this.#next = BACKOFF_INITIAL_MS;
+    this.#lastBackoffAt = now;
+    // Jitter up to the full delay again, as client-go's wait.Jitter(d, 1.0); at the cap, spread
+    // over [15, 30] s so that a fleet failing together does not retry together.
+    const r = this.#random();
+    let d = this.#next * (1 + r);
+    if (d > BACKOFF_MAX_MS) d = BACKOFF_MAX_MS * (0.5 + r / 2);
+    this.#next = Math.min(this.#next * 2, BACKOFF_MAX_MS);
+    return d;
+  }
+}

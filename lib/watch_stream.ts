@@ -1,0 +1,128 @@
+/**
+ * Reading one watch response: its newline-delimited JSON events, and a {@linkcode Watchdog} that
+ * tells a quiet watch from a dead connection. Deno's `fetch` sends no HTTP/2 pings, so where
+ * client-go's transport pings after 30 s without a frame (`ReadIdleTimeout`) and drops the
+ * connection when no answer comes in 15 s (`PingTimeout`), the watchdog sends a small request
+ * on the same HTTP client after 30 s of silence and gives up on the connection when it gets no
+ * answer in 15 s. A watch that answers probes but stays silent past the idle timeout (longer
+ * than the API server's bookmark period) is restarted quietly: that is no failure.
+ *
+ * @module
+ */
+import type { V1Status } from "@kubernetes/client-node";
+import type { KubeItem } from "./reflector.ts";
+
+/** Probe the connection after this long without a byte (client-go's HTTP/2 ReadIdleTimeout). */
+export const PROBE_AFTER_MS = 30_000;
+/** A probe unanswered this long means the connection is dead (client-go's HTTP/2 PingTimeout). */
+export const PROBE_TIMEOUT_MS = 15_000;
+
+/** One event of a watch stream. */
+export interface WatchEvent {
+  type: "ADDED" | "MODIFIED" | "DELETED" | "BOOKMARK" | "ERROR";
+  object: KubeItem & V1Status;
+}
+
+/** The watch sent nothing for the idle timeout although the connection answers: restart it. */
+export class QuietWatch extends Error {
+  override name = "QuietWatch";
+}
+
+/** The connection under the watch answers nothing, not even a probe. */
+export class DeadConnection extends Error {
+  override name = "DeadConnection";
+}
+
+/** Options for {@linkcode Watchdog}. */
+export interface WatchdogOptions {
+  /** Silence before a probe (ms). Default {@linkcode PROBE_AFTER_MS}. */
+  probeAfterMs?: number;
+  /** How long a probe may take (ms). Default {@linkcode PROBE_TIMEOUT_MS}. */
+  probeTimeoutMs?: number;
+  /** Silence after which a watch whose connection answers is restarted (ms). */
+  idleTimeoutMs: number;
+  /** Sends the probe; resolves on any answer, rejects when there is none. */
+  probe: (signal: AbortSignal) => Promise<void>;
+  /** A probe was answered: the connection is alive, the watch only quiet. */
+  onAlive?: () => void;
+}
+
+/** Watches one watch request for silence; aborts `controller` with a {@linkcode QuietWatch} or
+ * {@linkcode DeadConnection} as its reason. */
+export class Watchdog {
+  #ac: AbortController;
+  #o: Required<Omit<WatchdogOptions, "onAlive">> & Pick<WatchdogOptions, "onAlive">;
+  #timer?: ReturnType<typeof setTimeout>;
+  #lastByteAt = Date.now();
+  #stopped = false;
+
+  /** A watchdog that aborts `controller`; call {@linkcode Watchdog.touch} on every byte. */
+  constructor(controller: AbortController, options: WatchdogOptions) {
+    this.#ac = controller;
+    this.#o = { probeAfterMs: PROBE_AFTER_MS, probeTimeoutMs: PROBE_TIMEOUT_MS, ...options };
+    this.#arm();
+  }
+
+  /** Something arrived on the watch. */
+  touch(): void {
+    this.#lastByteAt = Date.now();
+    this.#arm();
+  }
+
+  /** Stops watching (the watch ended). */
+  stop(): void {
+    this.#stopped = true;
+    clearTimeout(this.#timer);
+  }
+
+  #arm(): void {
+    clearTimeout(this.#timer);
+    if (this.#stopped) return;
+    this.#timer = setTimeout(() => this.#check(), this.#o.probeAfterMs);
+  }
+
+  async #check(): Promise<void> {
+    const silentMs = Date.now() - this.#lastByteAt;
+    if (silentMs >= this.#o.idleTimeoutMs) {
+      return this.#ac.abort(new QuietWatch(`watch sent nothing for ${silentMs} ms; restarting it`));
+    }
+    const signal = AbortSignal.any([this.#ac.signal, AbortSignal.timeout(this.#o.probeTimeoutMs)]);
+    try {
+      await this.#o.probe(signal);
+    } catch (e) {
+      if (this.#stopped || this.#ac.signal.aborted) return;
+      return this.#ac.abort(
+        new DeadConnection(
+          `connection dead: watch silent for ${silentMs} ms and a probe got no answer in ` +
+            `${this.#o.probeTimeoutMs} ms (${(e as Error)?.message ?? e})`,
+        ),
+      );
+    }
+    if (this.#stopped) return;
+    this.#o.onAlive?.();
+    // Probe again after another quiet spell; the idle check counts from the last byte.
+    this.#timer = setTimeout(
+      () => this.#check(),
+      Math.min(this.#o.probeAfterMs, Math.max(0, this.#o.idleTimeoutMs - silentMs)) || 1,
+    );
+  }
+}
+
+/** The events of a watch response body, one per JSON line. */
+export async function* watchEvents(
+  body: ReadableStream<Uint8Array>,
+  onBytes: () => void,
+): AsyncGenerator<WatchEvent> {
+  let buf = "";
+  for await (const chunk of body.pipeThrough(new TextDecoderStream())) {
+    onBytes();
+    buf += chunk;
+    let nl: number;
+    while ((nl = buf.indexOf("\n")) >= 0) {
+      const line = buf.slice(0, nl).trim();
+      buf = buf.slice(nl + 1);
+      if (line) yield JSON.parse(line) as WatchEvent;
+    }
+  }
+  if (buf.trim()) yield JSON.parse(buf) as WatchEvent;
+}

@@ -1,0 +1,560 @@
+/**
+ * The reflector on a scripted API server: a fake connection answers each request from a script
+ * (a list page, a watch stream that sends events and then closes, hangs or breaks, or an error
+ * Status), sleeps are recorded instead of waited, and the tests read what the store saw, what
+ * was requested and what was waited, step by step.
+ */
+import assert from "node:assert/strict";
+import { Backoff } from "../../lib/backoff.ts";
+import { ConfigError, loadConfig } from "../../lib/config.ts";
+import type { KubeConnection } from "../../lib/kube_client.ts";
+import type { LogFields, Logger, LogLevel } from "../../lib/log.ts";
+import {
+  BACKOFF_INITIAL_MS,
+  BACKOFF_MAX_MS,
+  type KubeItem,
+  Reflector,
+  type ReflectorOptions,
+  type ReflectorStore,
+} from "../../lib/reflector.ts";
+
+type Ev = { type: string; object: KubeItem & Record<string, unknown> };
+/** How a scripted watch stream ends after its events. */
+type End = "close" | "hang" | "reset";
+/** One scripted answer: a function of the request's URL. */
+type Answer = (url: URL, signal?: AbortSignal | null) => Response | Promise<Response>;
+
+const obj = (name: string, rv: string) => ({
+  metadata: { name, namespace: "ns", resourceVersion: rv },
+});
+const added = (name: string, rv: string): Ev => ({ type: "ADDED", object: obj(name, rv) });
+const modified = (name: string, rv: string): Ev => ({ type: "MODIFIED", object: obj(name, rv) });
+const bookmark = (rv: string, end = false): Ev => ({
+  type: "BOOKMARK",
+  object: {
+    metadata: {
+      resourceVersion: rv,
+      annotations: end ? { "k8s.io/initial-events-end": "true" } : undefined,
+    },
+  },
+});
+const errorEvent = (code: number, reason: string, message = reason): Ev => ({
+  type: "ERROR",
+  object: { kind: "Status", code, reason, message } as never,
+});
+
+function json(body: unknown, status = 200, headers: Record<string, string> = {}): Response {
+  return new Response(JSON.stringify(body), {
+    status,
+    headers: { "content-type": "application/json", ...headers },
+  });
+}
+
+/** A Status answer. */
+function status(code: number, reason: string, extra: Record<string, unknown> = {}): Answer {
+  return () => json({ kind: "Status", code, reason, message: `${code} ${reason}`, ...extra }, code);
+}
+
+/** A list page. */
+function page(rv: string, names: string[], cont?: string): Answer {
+  return () =>
+    json({
+      metadata: { resourceVersion: rv, continue: cont },
+      items: names.map((n) => obj(n, rv)),
+    });
+}
+
+/** A watch stream sending `events`, then ending as `end` says. */
+function watch(events: Ev[], end: End = "close"): Answer {
+  return (_url, signal) => {
+    const body = new ReadableStream<Uint8Array>({
+      start(c) {
+        for (const e of events) c.enqueue(new TextEncoder().encode(JSON.stringify(e) + "\n"));
+        signal?.addEventListener("abort", () => {
+          try {
+            c.error(signal.reason);
+          } catch { /* already closed */ }
+        });
+      },
+      // Called once the events were read: only then does the stream end (an error would drop
+      // what is still queued).
+      pull(c) {
+        if (end === "close") c.close();
+        if (end === "reset") c.error(new TypeError("error reading a body: connection reset"));
+      },
+    });
+    return new Response(body, { status: 200 });
+  };
+}
+
+/** A request that never gets an answer until aborted. */
+const silence: Answer = (_url, signal) =>
+  new Promise((_, reject) => signal?.addEventListener("abort", () => reject(signal.reason)));
+
+/** A refused connection, as Deno's fetch reports it. */
+const refused: Answer = () => {
+  throw new TypeError(
+    "error sending request for url (https://127.0.0.1:6443/x): client error (Connect): " +
+      "tcp connect error: Connection refused (os error 111)",
+  );
+};
+
+/** A scripted API server and a reflector on it; the run ends when the script runs out. */
+function scripted(
+  answers: Answer[],
+  options: Partial<ReflectorOptions> & {
+    version?: Answer;
+    readyz?: Answer;
+    onRequest?: (url: URL, r: Reflector) => void;
+  } = {},
+) {
+  const requests: URL[] = [];
+  const encodings: (string | null)[] = [];
+  const sleeps: number[] = [];
+  const ops: string[] = [];
+  const logs: { level: LogLevel; msg: string; fields: LogFields }[] = [];
+  let resets = 0;
+  const ac = new AbortController();
+  const queue = [...answers];
+  const conn: KubeConnection = {
+    server: "https://api",
+    mode: "in-cluster",
+    fetch(path: string, init?: RequestInit) {
+      const url = new URL(path, "https://api");
+      if (url.pathname === "/version") {
+        return Promise.resolve((options.version ?? ok)(url, init?.signal));
+      }
+      if (url.pathname === "/readyz") {
+        return Promise.resolve((options.readyz ?? ok)(url, init?.signal));
+      }
+      requests.push(url);
+      encodings.push(new Headers(init?.headers).get("accept-encoding"));
+      options.onRequest?.(url, reflector);
+      const next = queue.shift();
+      if (!next) {
+        ac.abort();
+        return Promise.reject(new DOMException("script ended", "AbortError"));
+      }
+      return Promise.resolve().then(() => next(url, init?.signal));
+    },
+    unauthorized() {},
+    reset() {
+      resets++;
+    },
+    close() {},
+  };
+  const store: ReflectorStore & { synced: boolean } = {
+    synced: false,
+    replace(items, rv) {
+      this.synced = true;
+      ops.push(`replace ${items.map((i) => i.metadata?.name).join(",")}@${rv}`);
+    },
+    apply(type, item) {
+      ops.push(`${type} ${item.metadata?.name}@${item.metadata?.resourceVersion}`);
+    },
+    touch() {
+      ops.push("touch");
+    },
+  };
+  const log: Logger = {
+    enabled: () => true,
+    log(level: LogLevel, msg: string, fields: LogFields = {}) {
+      logs.push({ level, msg, fields });
+    },
+  };
+  const reflector = new Reflector(store, {
+    namespace: "ns",
+    connection: conn,
+    log,
+    streamingList: false,
+    random: () => 0,
+    sleep: (ms) => {
+      sleeps.push(Math.round(ms));
+      return Promise.resolve();
+    },
+    ...options,
+  });
+  return {
+    reflector,
+    requests,
+    encodings,
+    sleeps,
+    ops,
+    logs,
+    resets: () => resets,
+    run: () => reflector.run(ac.signal),
+    /** `resourceVersion` of each request, with its kind. */
+    rvs: () =>
+      requests.map((u) =>
+        `${u.searchParams.get("watch") ? "watch" : "list"}:${
+          u.searchParams.get("resourceVersion") ?? (u.searchParams.has("continue") ? "cont" : "-")
+        }${u.searchParams.has("limit") ? "+limit" : ""}${
+          u.searchParams.has("sendInitialEvents") ? "+initial" : ""
+        }`
+      ),
+  };
+}
+
+const ok: Answer = () => json({ major: "1", minor: "37" });
+
+Deno.test("the resourceVersion advances on every event and bookmark, and a broken watch resumes from it", async () => {
+  const s = scripted([
+    page("10", ["a"]),
+    watch([added("b", "20"), bookmark("25")], "reset"),
+    watch([modified("b", "30")], "reset"),
+  ]);
+  await s.run();
+  assert.deepEqual(s.rvs(), ["list:0+limit", "watch:10", "watch:25", "watch:30"]);
+  // Nothing applied twice: the view never goes back.
+  assert.deepEqual(s.ops, ["replace a@10", "ADDED b@20", "touch", "MODIFIED b@30"]);
+  assert.equal(s.reflector.lastSyncResourceVersion, "30");
+  assert.deepEqual(s.sleeps, [BACKOFF_INITIAL_MS, 2 * BACKOFF_INITIAL_MS], "each break backs off");
+});
+
+Deno.test("a watch the server ends normally is resumed at once from its last bookmark", async () => {
+  const s = scripted([page("10", []), watch([bookmark("15"), bookmark("16")]), watch([], "close")]);
+  // The last watch closes at once with no event: that one is a failure.
+  await s.run();
+  assert.deepEqual(s.rvs(), ["list:0+limit", "watch:10", "watch:16", "watch:16"]);
+  assert.deepEqual(s.sleeps, [BACKOFF_INITIAL_MS]);
+});
+
+const gone: { name: string; answer: Answer }[] = [
+  { name: "as an HTTP status", answer: status(410, "Expired") },
+  {
+    name: "as an ERROR event",
+    answer: watch([errorEvent(410, "Expired", "too old resource version")]),
+  },
+];
+for (const { name, answer } of gone) {
+  Deno.test(`410 ${name} backs off and relists from the last resourceVersion, not 0`, async () => {
+    const s = scripted([
+      page("10", ["a"]),
+      watch([modified("a", "20")], "reset"),
+      answer,
+      page("40", ["a", "c"]),
+    ]);
+    await s.run();
+    assert.deepEqual(s.rvs(), ["list:0+limit", "watch:10", "watch:20", "list:20", "watch:40"]);
+    assert.deepEqual(s.ops, ["replace a@10", "MODIFIED a@20", "replace a,c@40"]);
+    assert.deepEqual(s.sleeps, [800, 1600], "the 410 is backed off like any failure");
+    const relist = s.logs.find((l) => l.msg === "relisting");
+    assert.match(String(relist?.fields.reason), /410/);
+  });
+}
+
+const unavailable: { name: string; answer: Answer }[] = [
+  { name: "expired", answer: status(410, "Expired") },
+  {
+    name: "too large",
+    answer: status(504, "Timeout", {
+      details: {
+        causes: [{ reason: "ResourceVersionTooLarge", message: "Too large resource version" }],
+      },
+    }),
+  },
+];
+for (const { name, answer } of unavailable) {
+  Deno.test(`a relist from a resourceVersion that is ${name} falls back at once to a consistent list`, async () => {
+    const s = scripted([
+      page("10", ["a"]),
+      status(410, "Expired"),
+      answer,
+      page("50", ["b"], "tok"),
+      page("50", ["c"]),
+    ]);
+    await s.run();
+    assert.deepEqual(s.rvs(), [
+      "list:0+limit",
+      "watch:10",
+      "list:10",
+      "list:+limit",
+      "list:cont+limit",
+      "watch:50",
+    ]);
+    assert.deepEqual(s.ops, ["replace a@10", "replace b,c@50"]);
+    assert.deepEqual(s.sleeps, [800], "only the watch's 410 waited");
+  });
+}
+
+Deno.test("a 410 between pages restarts the list whole", async () => {
+  const s = scripted([
+    page("10", ["a"], "tok1"),
+    status(410, "Expired"),
+    page("12", ["a", "b"]),
+  ]);
+  await s.run();
+  assert.deepEqual(s.rvs(), ["list:0+limit", "list:cont+limit", "list:0", "watch:12"]);
+  assert.deepEqual(s.ops, ["replace a,b@12"], "the half list was never stored");
+  assert.deepEqual(s.sleeps, []);
+});
+
+Deno.test("a server that keeps answering 410 is backed off more each time, up to the cap", async () => {
+  const answers: Answer[] = [page("10", [])];
+  for (let i = 0; i < 8; i++) answers.push(status(410, "Expired"), page("10", []));
+  const s = scripted(answers);
+  await s.run();
+  assert.deepEqual(s.sleeps, [800, 1600, 3200, 6400, 12800, 25600, BACKOFF_MAX_MS, BACKOFF_MAX_MS]);
+  assert.equal(s.requests.length, 18);
+});
+
+Deno.test("the backoff resets after two minutes without a failure", async () => {
+  let now = 0;
+  const s = scripted(
+    [
+      page("10", []),
+      status(500, "InternalError"),
+      status(500, "InternalError"),
+      status(500, "InternalError"),
+      status(500, "InternalError"),
+    ],
+    {
+      now: () => now,
+      onRequest: (u) => {
+        // The third watch comes two healthy minutes later.
+        if (u.searchParams.get("watch") && s?.requests.length === 4) now += 121_000;
+      },
+    },
+  );
+  await s.run();
+  assert.deepEqual(s.sleeps, [800, 1600, 800, 1600]);
+});
+
+Deno.test("a streaming list collects the initial events until the end bookmark, then watches on", async () => {
+  const s = scripted([
+    watch([
+      added("a", "5"),
+      added("b", "7"),
+      bookmark("7"),
+      bookmark("30", true),
+      modified("a", "31"),
+    ], "reset"),
+  ], { streamingList: true });
+  await s.run();
+  assert.deepEqual(s.rvs(), ["watch:+initial", "watch:31"]);
+  const first = s.requests[0].searchParams;
+  assert.equal(first.get("resourceVersionMatch"), "NotOlderThan");
+  assert.equal(first.get("allowWatchBookmarks"), "true");
+  assert.deepEqual(s.ops, ["replace a,b@30", "MODIFIED a@31"]);
+  // Its gzip comes one member per flush, which Deno's fetch would end the body at.
+  assert.equal(s.encodings[0], "identity");
+  assert.equal(s.logs.find((l) => l.msg === "synced")?.fields.via, "streaming list");
+});
+
+Deno.test("a streaming list from an expired resourceVersion streams the newest state at once", async () => {
+  const s = scripted([
+    watch([bookmark("30", true)], "reset"),
+    status(410, "Expired"),
+    status(410, "Expired"),
+    watch([bookmark("90", true), modified("x", "91")], "reset"),
+  ], { streamingList: true });
+  await s.run();
+  // The first 410 ends a resumed watch: relist by streaming from 30; the 410 of that streams
+  // the newest state ("") at once.
+  assert.deepEqual(s.rvs(), [
+    "watch:+initial",
+    "watch:30",
+    "watch:30+initial",
+    "watch:+initial",
+    "watch:91",
+  ]);
+  assert.deepEqual(s.ops, ["replace @30", "replace @90", "MODIFIED x@91"]);
+  assert.deepEqual(s.sleeps, [800, 1600, 3200]);
+});
+
+Deno.test("where the API server refuses a streaming list, the reflector lists in pages, and keeps doing so", async () => {
+  const refusal = status(422, "Invalid", {
+    message:
+      "sendInitialEvents is forbidden for watch unless the WatchList feature gate is enabled",
+  });
+  const s = scripted([
+    refusal,
+    page("10", ["a"]),
+    watch([], "reset"),
+    status(410, "Expired"),
+    page("20", ["a"]),
+  ], { streamingList: true });
+  await s.run();
+  assert.deepEqual(s.rvs(), [
+    "watch:+initial",
+    "list:0+limit",
+    "watch:10",
+    "watch:10",
+    "list:10",
+    "watch:20",
+  ]);
+  assert.equal(
+    s.logs.filter((l) => l.msg === "streaming list not offered; listing in pages").length,
+    1,
+  );
+});
+
+Deno.test("health turns healthy at the first list, event or bookmark after a reconnect, never at headers", async () => {
+  const seen: string[] = [];
+  let push: ((e: Ev) => void) | undefined;
+  const s = scripted([
+    page("10", []),
+    watch([], "reset"),
+    (_u, signal) => {
+      // Headers arrive now; the first bookmark only when the test pushes it.
+      const body = new ReadableStream<Uint8Array>({
+        start(c) {
+          push = (e) => c.enqueue(new TextEncoder().encode(JSON.stringify(e) + "\n"));
+          signal?.addEventListener("abort", () => c.error(signal.reason));
+        },
+      });
+      return new Response(body);
+    },
+  ], {
+    onRequest: (_u, r) => seen.push(`${r.health.healthy}`),
+  });
+  const done = s.run();
+  while (!push) await new Promise((r) => setTimeout(r, 1));
+  await new Promise((r) => setTimeout(r, 10));
+  assert.equal(s.reflector.health.healthy, false, "headers alone do not make it healthy");
+  push(bookmark("11"));
+  await new Promise((r) => setTimeout(r, 10));
+  assert.equal(s.reflector.health.healthy, true);
+  push({ type: "ERROR", object: { code: 500, reason: "InternalError", message: "boom" } as never });
+  await new Promise((r) => setTimeout(r, 10));
+  assert.equal(s.reflector.health.healthy, false);
+  await done;
+  // Before the list: not healthy; before the watch: healthy from the list; after the break: not.
+  assert.deepEqual(seen, ["false", "true", "false", "false"]);
+});
+
+Deno.test("a quiet watch whose connection answers probes stays healthy, is restarted quietly and never backs off", async () => {
+  const s = scripted([page("10", []), watch([bookmark("11")], "hang"), watch([], "hang")], {
+    probeAfterMs: 10,
+    probeTimeoutMs: 50,
+    idleTimeoutMs: 60,
+  });
+  const healthy: boolean[] = [];
+  const t = setInterval(() => healthy.push(s.reflector.health.healthy), 5);
+  await s.run();
+  clearInterval(t);
+  assert.deepEqual(s.rvs(), ["list:0+limit", "watch:10", "watch:11", "watch:11"]);
+  assert.deepEqual(s.sleeps, [], "no backoff");
+  assert.equal(s.resets(), 0);
+  assert.ok(healthy.length > 5 && healthy.every((h) => h), "healthy all along");
+  assert.equal(s.logs.filter((l) => l.msg === "restarting a quiet watch").length, 2);
+  assert.ok(!s.logs.some((l) => l.level === "warn" || l.level === "error"));
+});
+
+Deno.test("a silent watch whose probe gets no answer is a dead connection: dropped and backed off", async () => {
+  const s = scripted([page("10", []), watch([bookmark("11")], "hang"), watch([], "hang")], {
+    probeAfterMs: 10,
+    probeTimeoutMs: 20,
+    idleTimeoutMs: 10_000,
+    version: silence,
+  });
+  await s.run();
+  assert.deepEqual(s.rvs(), ["list:0+limit", "watch:10", "watch:11", "watch:11"]);
+  assert.deepEqual(s.sleeps, [800, 1600]);
+  assert.ok(s.resets() >= 1, "the pooled connection was dropped");
+  const line = s.logs.find((l) => l.msg === "backing off");
+  assert.match(String(line?.fields.reason), /connection dead/);
+});
+
+Deno.test("a refused connection is retried about every second without growing the backoff; 5xx and 429 are not", async () => {
+  const s = scripted([
+    page("10", []),
+    refused,
+    refused,
+    refused,
+    status(503, "ServiceUnavailable"),
+    status(503, "ServiceUnavailable"),
+    refused,
+    (u) => status(429, "TooManyRequests")(u),
+    () =>
+      json({ kind: "Status", code: 429, reason: "TooManyRequests", message: "slow down" }, 429, {
+        "retry-after": "7",
+      }),
+  ]);
+  await s.run();
+  // random() = 0: a quick retry is 0.5 s; the backoff starts at 0.8 s and doubles.
+  assert.deepEqual(s.sleeps, [500, 500, 500, 800, 1600, 500, 3200, 7000]);
+  assert.equal(s.logs.filter((l) => l.msg === "backing off" && l.level === "warn").length, 6);
+});
+
+Deno.test("a 403 while the API server is not ready is transient; once it is ready, the log names the Role", async () => {
+  let ready = false;
+  const s = scripted([
+    status(403, "Forbidden"),
+    (u) => {
+      ready = true;
+      return status(403, "Forbidden")(u);
+    },
+    page("10", []),
+  ], { readyz: () => new Response("not ready", { status: ready ? 200 : 500 }) });
+  await s.run();
+  const lines = s.logs.filter((l) => l.msg === "backing off");
+  assert.equal(lines[0].level, "warn");
+  assert.match(String(lines[0].fields.reason), /not ready/);
+  assert.doesNotMatch(String(lines[0].fields.reason), /Grant/);
+  assert.equal(lines[1].level, "error");
+  assert.match(String(lines[1].fields.reason), /Grant the pod's ServiceAccount a Role/);
+  assert.deepEqual(s.sleeps, [500, 800]);
+});
+
+Deno.test("an idle timeout below the API server's bookmark period is refused at start with one line", () => {
+  const env = (n: string) => n === "KUBERNETES_POD_DISCOVERY_SERVICE_NAME" ? "web" : undefined;
+  for (const value of ["5", "59"]) {
+    assert.throws(() => loadConfig([`--watch-idle-timeout=${value}`], { env }), (e: unknown) => {
+      assert.ok(e instanceof ConfigError);
+      assert.match(e.message, /--watch-idle-timeout.*bookmark period \(60 s\).*set 60 or more/);
+      assert.ok(!e.message.includes("\n"));
+      return true;
+    });
+  }
+  assert.equal(loadConfig(["--watch-idle-timeout=60"], { env }).watchIdleTimeoutMs, 60_000);
+});
+
+Deno.test("at the cap the backoff stays jittered within 15 to 30 s, so a fleet does not retry in step", () => {
+  let r = 0;
+  const b = new Backoff({ random: () => r, now: () => 0 });
+  for (let i = 0; i < 7; i++) b.delay({ kind: "backoff" });
+  const seen = [0, 0.25, 0.5, 0.999].map((x) => {
+    r = x;
+    return Math.round(b.delay({ kind: "backoff" }));
+  });
+  assert.deepEqual(seen, [30_000, 18_750, 22_500, 29_985]);
+});
+
+Deno.test("a flapping watch (headers, then a break, again and again) stays broken since its first break", async () => {
+  const broken: (number | undefined)[] = [];
+  const s = scripted([page("10", []), watch([], "reset"), watch([], "reset"), watch([], "reset")], {
+    onRequest: (_u, r) => broken.push(r.health.brokenSince),
+  });
+  await s.run();
+  assert.equal(broken[0], undefined);
+  assert.equal(broken[1], undefined, "healthy after the list");
+  assert.ok(broken[2] !== undefined);
+  assert.deepEqual(broken.slice(3), [broken[2], broken[2]], "reconnecting never cleared it");
+  assert.equal(s.reflector.health.healthy, false);
+});
+
+Deno.test("a watch from a resourceVersion too large for this API server relists from the newest state", async () => {
+  const tooLarge = status(504, "Timeout", {
+    details: {
+      causes: [{ reason: "ResourceVersionTooLarge", message: "Too large resource version" }],
+    },
+  });
+  const s = scripted([
+    page("10", []),
+    watch([bookmark("90")], "reset"),
+    tooLarge,
+    tooLarge,
+    page("95", ["a"]),
+  ]);
+  await s.run();
+  assert.deepEqual(s.rvs(), [
+    "list:0+limit",
+    "watch:10",
+    "watch:90",
+    "list:90",
+    "list:+limit",
+    "watch:95",
+  ]);
+  assert.deepEqual(s.ops, ["replace @10", "touch", "replace a@95"]);
+});
