@@ -105,12 +105,18 @@ export function isStreamingListRefused(e: unknown): boolean {
   return e instanceof ApiError && (e.status === 400 || e.status === 422);
 }
 
-/** Nobody listens at the server's address: a refused connection costs the server nothing, so
- * it is retried quickly (client-go's `isWatchErrorRetriable` names it too). */
+/** Nothing answers at the server's address: the connection is refused, or something in front
+ * of the server (a load balancer, a proxy) accepts it and closes or resets it before any
+ * answer. That costs the API server nothing, so it is retried quickly (client-go's
+ * `isWatchErrorRetriable` names connection refused). A TLS error (a wrong CA or server) is not
+ * this: it is backed off like any other failure. */
 export function isConnectionRefused(e: unknown): boolean {
   if (e instanceof ApiError) return false;
   const text = `${(e as Error)?.message ?? e} ${(e as Error)?.cause ?? ""}`;
-  return /connection refused|os error 111|ECONNREFUSED/i.test(text);
+  if (/connection refused|os error 111|ECONNREFUSED/i.test(text)) return true;
+  return /error sending request/i.test(text) &&
+    /tls handshake eof|connection reset|os error 104|connection closed before message completed/i
+      .test(text);
 }
 
 /** One line for an operator: what failed and, for 403, the Role rule that fixes it. */

@@ -99,6 +99,35 @@ const refused: Answer = () => {
   );
 };
 
+/** What Deno's fetch reports when something accepts the connection and closes or resets it
+ * before any answer: a load balancer or proxy in front of an API server that is down. */
+const closedBeforeAnswer: Answer[] = [
+  () => {
+    throw new TypeError("fetch failed", {
+      cause: new Error(
+        "error sending request for url (https://10.96.0.1/x): client error (Connect): " +
+          "tls handshake eof",
+      ),
+    });
+  },
+  () => {
+    throw new TypeError("fetch failed", {
+      cause: new Error(
+        "error sending request for url (https://10.96.0.1/x): client error (Connect): " +
+          "Connection reset by peer (os error 104)",
+      ),
+    });
+  },
+  () => {
+    throw new TypeError("fetch failed", {
+      cause: new Error(
+        "error sending request from 127.0.0.1:43136 for http://127.0.0.1:37075/x " +
+          "(127.0.0.1:37075): client error (SendRequest): connection closed before message completed",
+      ),
+    });
+  },
+];
+
 /** A scripted API server and a reflector on it; the run ends when the script runs out. */
 function scripted(
   answers: Answer[],
@@ -475,6 +504,24 @@ Deno.test("a refused connection is retried about every second without growing th
   // random() = 0: a quick retry is 0.5 s; the backoff starts at 0.8 s and doubles.
   assert.deepEqual(s.sleeps, [500, 500, 500, 800, 1600, 500, 3200, 7000]);
   assert.equal(s.logs.filter((l) => l.msg === "backing off" && l.level === "warn").length, 6);
+});
+
+Deno.test("a connection closed or reset before any answer (a balancer with no API server behind it) is retried quickly too", async () => {
+  const s = scripted([page("10", []), ...closedBeforeAnswer]);
+  const badCert: Answer = () => {
+    throw new TypeError("fetch failed", {
+      cause: new Error(
+        "error sending request for url (https://10.96.0.1/x): client error (Connect): " +
+          "invalid peer certificate: UnknownIssuer",
+      ),
+    });
+  };
+  await s.run();
+  assert.deepEqual(s.sleeps.slice(0, 3), [500, 500, 500]);
+  const t = scripted([page("10", []), badCert, badCert]);
+  await t.run();
+  // A TLS failure is an answer of sorts (a wrong server or CA): backed off, not hammered.
+  assert.deepEqual(t.sleeps.slice(0, 2), [800, 1600]);
 });
 
 Deno.test("a 403 while the API server is not ready is transient; once it is ready, the log names the Role", async () => {
