@@ -8,11 +8,11 @@
  * @module
  */
 import type { EndpointCache, ServiceView } from "./cache.ts";
-import type { EndpointView, PortView } from "./endpoints.ts";
 import { etag as etagOf } from "./etag.ts";
 import type { HealthRegistry } from "./health.ts";
-import { errorResponse, etagMatches, jsonResponse } from "./http_util.ts";
-import { filterEndpoints, parseQuery, type Query, QueryError, targets } from "./query.ts";
+import { addStaleness, errorResponse, etagMatches, jsonResponse } from "./http_util.ts";
+import { parseQuery, type Query, QueryError } from "./query.ts";
+import { serviceBody, textBody } from "./service_json.ts";
 import { countEndpoints } from "./service_view.ts";
 import type { Logger } from "./log.ts";
 import { serialized } from "./serialize.ts";
@@ -100,7 +100,7 @@ export function createApi(cache: EndpointCache, options: ApiOptions): ApiHandler
       return sseResponse(cache, {
         history,
         service,
-        frame: (v, type) => serialized(v, shape, () => JSON.stringify(eventJson(v, q))).frame(type),
+        frame: (v, type) => serialized(v, shape, () => eventBody(v, q)).frame(type),
         lastEventId: lastId ? Number(lastId) : undefined,
         signal: options.signal,
         onClose: (reason, detail) => {
@@ -175,9 +175,14 @@ function watchable(cache: EndpointCache, ns: string, name: string): boolean {
 }
 
 /** The event data of a view: its state, or for a tombstone who left and when. */
-function eventJson(view: ServiceView, q: Query): Record<string, unknown> {
-  if (!view.removed) return serviceJson(view, q);
-  return { namespace: view.namespace, name: view.name, index: view.index, removed: true };
+function eventBody(view: ServiceView, q: Query): string {
+  if (!view.removed) return serviceBody(view, q);
+  return JSON.stringify({
+    namespace: view.namespace,
+    name: view.name,
+    index: view.index,
+    removed: true,
+  });
 }
 
 function serviceResponse(
@@ -199,50 +204,13 @@ function serviceResponse(
   const body = serialized(
     view,
     key,
-    () => o.q.format === "text" ? textBody(view, o.q) : JSON.stringify(serviceJson(view, o.q)),
+    () => o.q.format === "text" ? textBody(view, o.q) : serviceBody(view, o.q),
   ).body;
   if (o.q.format === "text") {
     headers["Content-Type"] = "text/plain; charset=utf-8";
     return new Response(body, { headers });
   }
   return jsonResponse(body, { headers });
-}
-
-function textBody(view: ServiceView, q: Query): string {
-  const lines = targets(filterEndpoints(view.endpoints, q), q.port);
-  return lines.length ? lines.join("\n") + "\n" : "";
-}
-
-function serviceJson(view: ServiceView, q: Query): Record<string, unknown> {
-  const endpoints = filterEndpoints(view.endpoints, q);
-  const ports = new Map<string, PortView>();
-  for (const e of view.endpoints) for (const p of e.ports) ports.set(`${p.name}/${p.port}`, p);
-  const out: Record<string, unknown> = {
-    namespace: view.namespace,
-    name: view.name,
-    index: view.index,
-    lastUpdated: view.changedAt.toISOString(),
-    ports: [...ports.values()],
-    endpoints: endpoints.map(endpointJson),
-  };
-  if (q.port !== undefined) out.targets = targets(endpoints, q.port);
-  return out;
-}
-
-function endpointJson(e: EndpointView): Record<string, unknown> {
-  return {
-    addresses: e.addresses,
-    addressType: e.addressType,
-    ready: e.ready,
-    serving: e.serving,
-    terminating: e.terminating,
-    nodeName: e.nodeName ?? null,
-    zone: e.zone ?? null,
-    hostname: e.hostname ?? null,
-    targetRef: e.targetRef ?? null,
-    hints: e.hints ?? null,
-    ports: e.ports,
-  };
 }
 
 function listServices(cache: EndpointCache, req: Request, health: HealthRegistry): Response {
@@ -272,15 +240,11 @@ export function freshness(
 ): Record<string, string> {
   const at = namespace === undefined
     ? Math.min(...health.all().map((h) => h.knownCurrentAt ?? 0))
-    : health.namespace(namespace)?.knownCurrentAt ?? 0;
+    : health.knownCurrentAt(namespace) ?? 0;
   const headers: Record<string, string> = {
     ETag: etag,
     "X-Discovery-Index": String(index),
     "Cache-Control": "no-cache",
   };
-  if (Number.isFinite(at) && at > 0) {
-    headers["X-Discovery-Last-Updated"] = new Date(at).toISOString();
-    headers["X-Discovery-Age-Seconds"] = String(Math.max(0, Math.floor((Date.now() - at) / 1000)));
-  }
-  return headers;
+  return addStaleness(headers, at, Date.now());
 }

@@ -10,8 +10,9 @@
  */
 import type { V1EndpointSlice } from "@kubernetes/client-node";
 import { ChangeFeed } from "./change_feed.ts";
-import { compareKeys, mergeSlices } from "./endpoints.ts";
+import { compareKeys } from "./endpoints.ts";
 import type { Logger } from "./log.ts";
+import { MergedService, NO_ENDPOINTS } from "./merged_service.ts";
 import type { ReflectorStore } from "./reflector.ts";
 import { Selection, type Watched } from "./selection.ts";
 import { ServiceView } from "./service_view.ts";
@@ -33,7 +34,10 @@ export interface CacheOptions {
 }
 
 interface SliceState {
-  slices: Map<string, V1EndpointSlice>;
+  /** The Service of each slice ("" for a slice without the label), by slice name. */
+  owners: Map<string, string>;
+  /** Per Service with slices, its endpoints merged slice by slice. */
+  services: Map<string, MergedService>;
   synced: boolean;
   /** Newest resourceVersion seen in this namespace's slice stream. */
   resourceVersion: string;
@@ -60,7 +64,12 @@ export class EndpointCache {
     this.#selection = new Selection(namespaces);
     this.#log = options.log;
     for (const ns of namespaces.keys()) {
-      this.#namespaces.set(ns, { slices: new Map(), synced: false, resourceVersion: "0" });
+      this.#namespaces.set(ns, {
+        owners: new Map(),
+        services: new Map(),
+        synced: false,
+        resourceVersion: "0",
+      });
     }
   }
 
@@ -170,9 +179,17 @@ export class EndpointCache {
     if (ns.synced) {
       this.#checkRelist(namespace, "endpointslices", ns.resourceVersion, { resourceVersion });
     }
-    const affected = new Set(servicesOf(ns.slices.values()));
-    ns.slices = new Map(slices.map((s) => [s.metadata?.name ?? "", s]));
-    for (const name of servicesOf(ns.slices.values())) affected.add(name);
+    const affected = new Set(ns.services.keys());
+    const listed = new Set<string>();
+    // New and changed slices first, vanished ones after: a slice renamed with the same endpoints
+    // then changes nothing (the old one still holds them while the new one comes in).
+    for (const s of slices) {
+      const name = s.metadata?.name ?? "";
+      listed.add(name);
+      this.#store(ns, name, s);
+    }
+    for (const name of [...ns.owners.keys()]) if (!listed.has(name)) this.#store(ns, name);
+    for (const name of ns.services.keys()) affected.add(name);
     for (const name of this.#selection.names(namespace)) affected.add(name);
     for (const v of this.#views.values()) if (v.namespace === namespace) affected.add(v.name);
     ns.synced = true;
@@ -183,45 +200,64 @@ export class EndpointCache {
   #apply(namespace: string, type: string, slice: V1EndpointSlice): void {
     const ns = this.#state(namespace);
     const sliceName = slice.metadata?.name ?? "";
-    const affected = new Set(servicesOf([slice]));
-    const old = ns.slices.get(sliceName);
-    if (old) { for (const n of servicesOf([old])) affected.add(n); }
-    if (type === "DELETED") ns.slices.delete(sliceName);
-    else ns.slices.set(sliceName, slice);
+    const affected = new Set<string>();
+    const before = ns.owners.get(sliceName);
+    if (before) affected.add(before);
+    const after = this.#store(ns, sliceName, type === "DELETED" ? undefined : slice);
+    if (after) affected.add(after);
     ns.resourceVersion = slice.metadata?.resourceVersion ?? ns.resourceVersion;
     this.#rebuild(namespace, affected, ns.resourceVersion);
+  }
+
+  /** Stores a slice (or, without one, removes it) in its Service's merge; returns its Service. */
+  #store(ns: SliceState, name: string, slice?: V1EndpointSlice): string | undefined {
+    const before = ns.owners.get(name);
+    const after = slice ? slice.metadata?.labels?.[SERVICE_NAME_LABEL] ?? "" : undefined;
+    if (before && before !== after) {
+      const merged = ns.services.get(before);
+      merged?.delete(name);
+      if (merged?.size === 0) ns.services.delete(before);
+    }
+    if (after === undefined) ns.owners.delete(name);
+    else ns.owners.set(name, after);
+    if (!slice || !after) return undefined;
+    let merged = ns.services.get(after);
+    if (!merged) ns.services.set(after, merged = new MergedService());
+    merged.set(slice);
+    return after;
   }
 
   #rebuild(namespace: string, names: Set<string>, resourceVersion: string): void {
     if (!this.synced(namespace)) return;
     const changed: ServiceView[] = [];
     const empty: string[] = [];
-    const bySvc = this.#slicesByService(namespace, names);
+    const services = this.#state(namespace).services;
     for (const name of names) {
       const key = `${namespace}/${name}`;
       const before = this.#views.get(key);
-      const slices = bySvc.get(name);
+      const merged = services.get(name);
       const served = this.#selection.watches(namespace, name) &&
-        (slices !== undefined || this.#selection.keepsEmpty(namespace));
+        (merged !== undefined || this.#selection.keepsEmpty(namespace));
       if (!served) {
         if (!before) continue;
         this.#views.delete(key);
         changed.push(
           new ServiceView({ namespace, name }, {
             resourceVersion,
-            endpoints: [],
+            endpoints: NO_ENDPOINTS,
             index: this.#nextIndex(resourceVersion, before),
             removed: true,
           }),
         );
         continue;
       }
-      if (!slices && !this.#saidEmpty.has(key)) {
+      if (!merged && !this.#saidEmpty.has(key)) {
         this.#saidEmpty.add(key);
         empty.push(key);
       }
-      const endpoints = mergeSlices(slices ?? []);
-      if (before && JSON.stringify(before.endpoints) === JSON.stringify(endpoints)) continue;
+      // The merge hands out a new array only when the endpoints changed: no comparison here.
+      const endpoints = merged?.endpoints ?? NO_ENDPOINTS;
+      if (before && before.endpoints === endpoints) continue;
       const index = this.#nextIndex(resourceVersion, before);
       const view = new ServiceView({ namespace, name }, { resourceVersion, endpoints, index });
       this.#views.set(key, view);
@@ -231,20 +267,6 @@ export class EndpointCache {
     if (changed.length === 0) return;
     this.#generation++;
     this.#feed.publish(changed);
-  }
-
-  /** One pass over the namespace's slices, however many Services changed (a relist of a
-   * namespace of 1,000 Services would otherwise scan every slice 1,000 times). */
-  #slicesByService(namespace: string, names: Set<string>): Map<string, V1EndpointSlice[]> {
-    const bySvc = new Map<string, V1EndpointSlice[]>();
-    for (const s of this.#state(namespace).slices.values()) {
-      const name = s.metadata?.labels?.[SERVICE_NAME_LABEL];
-      if (!name || !names.has(name)) continue;
-      const list = bySvc.get(name);
-      if (list) list.push(s);
-      else bySvc.set(name, [s]);
-    }
-    return bySvc;
   }
 
   /** The index of a new view: its resourceVersion, unless that is not past the view it replaces
@@ -269,10 +291,3 @@ export class EndpointCache {
 
 /** Names listed in one log line; the count says how many more. */
 const MAX_NAMES_LOGGED = 20;
-
-function* servicesOf(slices: Iterable<V1EndpointSlice>): Iterable<string> {
-  for (const s of slices) {
-    const name = s.metadata?.labels?.[SERVICE_NAME_LABEL];
-    if (name) yield name;
-  }
-}

@@ -65,14 +65,37 @@ function viewOf(e: V1Endpoint, slice: V1EndpointSlice, ports: PortView[]): Endpo
   return view;
 }
 
-function rank(e: EndpointView): number {
+/** How good an endpoint's condition is: ready, then serving, then neither. */
+export function endpointRank(e: EndpointView): number {
   return e.ready ? 2 : e.serving ? 1 : 0;
 }
 
 /**
+ * The endpoints one slice contributes, by merge key (address type, addresses, ports); an endpoint
+ * listed twice in the slice appears once, the first with the best condition. A slice of another
+ * address type (FQDN) contributes none.
+ */
+export function sliceEndpoints(slice: V1EndpointSlice): Map<string, EndpointView> {
+  const byKey = new Map<string, EndpointView>();
+  if (slice.addressType !== "IPv4" && slice.addressType !== "IPv6") return byKey;
+  const ports = portsOf(slice);
+  const portsKey = JSON.stringify(ports);
+  for (const e of slice.endpoints ?? []) {
+    if (!e.addresses?.length) continue;
+    const key = `${slice.addressType}|${e.addresses.join(",")}|${portsKey}`;
+    const view = viewOf(e, slice, ports);
+    const seen = byKey.get(key);
+    if (!seen || endpointRank(view) > endpointRank(seen)) byKey.set(key, view);
+  }
+  return byKey;
+}
+
+/**
  * Merges the slices of one Service. An endpoint listed in two slices (as happens while the
- * controller moves it) appears once, with the better condition (ready, then serving). The
- * result is sorted by address, then ports, so equal input gives equal output.
+ * controller moves it) appears once, with the better condition (ready, then serving; on a tie,
+ * the one of the slice whose name sorts first). The result is sorted by merge key (address type,
+ * addresses, ports), so equal input gives equal output. lib/merged_service.ts keeps the same
+ * result up to date slice by slice.
  */
 export function mergeSlices(slices: Iterable<V1EndpointSlice>): EndpointView[] {
   const byKey = new Map<string, EndpointView>();
@@ -80,15 +103,9 @@ export function mergeSlices(slices: Iterable<V1EndpointSlice>): EndpointView[] {
     compareKeys(a.metadata?.name ?? "", b.metadata?.name ?? "")
   );
   for (const slice of sorted) {
-    if (slice.addressType !== "IPv4" && slice.addressType !== "IPv6") continue;
-    const ports = portsOf(slice);
-    const portsKey = JSON.stringify(ports);
-    for (const e of slice.endpoints ?? []) {
-      if (!e.addresses?.length) continue;
-      const key = `${slice.addressType}|${e.addresses.join(",")}|${portsKey}`;
-      const view = viewOf(e, slice, ports);
+    for (const [key, view] of sliceEndpoints(slice)) {
       const seen = byKey.get(key);
-      if (!seen || rank(view) > rank(seen)) byKey.set(key, view);
+      if (!seen || endpointRank(view) > endpointRank(seen)) byKey.set(key, view);
     }
   }
   return [...byKey.entries()].sort(([a], [b]) => compareKeys(a, b)).map(([, v]) => v);
@@ -130,7 +147,7 @@ export interface V1EndpointsShape {
  */
 export function renderV1Endpoints(
   meta: { name: string; namespace: string; resourceVersion: string },
-  endpoints: EndpointView[],
+  endpoints: readonly EndpointView[],
 ): V1EndpointsShape {
   const family = endpoints.some((e) => e.addressType === "IPv4") ? "IPv4" : "IPv6";
   const subsets = new Map<string, V1EndpointsShape["subsets"][number]>();

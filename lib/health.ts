@@ -102,9 +102,24 @@ export class HealthRegistry {
         out.lastError = h.lastError;
       }
     }
-    const times = list.map((h) => h.knownCurrentAt());
-    if (times.every((t) => t !== undefined)) out.knownCurrentAt = Math.min(...times as number[]);
+    const at = this.knownCurrentAt(namespace);
+    if (at !== undefined) out.knownCurrentAt = at;
     return out;
+  }
+
+  /** When a namespace's view was last known current: the oldest of its watches'
+   * {@linkcode WatchHealth.knownCurrentAt}; undefined before each has had a complete list. What
+   * every data response's headers read, so it gathers nothing else. */
+  knownCurrentAt(namespace: string): number | undefined {
+    const list = this.#byNamespace.get(namespace);
+    if (!list) return undefined;
+    let at = Infinity;
+    for (const h of list) {
+      const t = h.knownCurrentAt();
+      if (t === undefined) return undefined;
+      if (t < at) at = t;
+    }
+    return at;
   }
 
   /** The gathered health of every namespace. */

@@ -9,13 +9,41 @@
  * under a millisecond, so the buckets are fine at the low end. */
 export const LATENCY_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5, 1];
 
-type Labels = Record<string, string>;
+/** Label names and values of one series. */
+export type Labels = Record<string, string>;
 
 function labelText(labels: Labels): string {
   const parts = Object.entries(labels).map(([k, v]) =>
     `${k}="${v.replace(/\\/g, "\\\\").replace(/"/g, '\\"').replace(/\n/g, "\\n")}"`
   );
   return parts.length ? `{${parts.join(",")}}` : "";
+}
+
+/** One series of the latency histogram: counts per bucket of {@linkcode LATENCY_BUCKETS}. */
+export class Histogram {
+  /** The series' labels. */
+  readonly labels: Labels;
+  /** Observations at or below each bound (cumulative, as the exposition writes them). */
+  readonly counts: number[] = LATENCY_BUCKETS.map(() => 0);
+  /** Sum of the observations (seconds). */
+  sum = 0;
+  /** Number of observations. */
+  count = 0;
+
+  /** An empty series with these labels. */
+  constructor(labels: Labels) {
+    this.labels = labels;
+  }
+
+  /** Records one observation (seconds). */
+  observe(seconds: number): void {
+    // Buckets are cumulative: every bound from the first one it fits under counts it.
+    for (let i = LATENCY_BUCKETS.length - 1; i >= 0 && seconds <= LATENCY_BUCKETS[i]!; i--) {
+      this.counts[i]!++;
+    }
+    this.sum += seconds;
+    this.count++;
+  }
 }
 
 /** A family of metrics sharing a name, type and help text. */
@@ -29,7 +57,7 @@ interface Family {
 export class Metrics {
   #families = new Map<string, Family>();
   #counters = new Map<string, Map<string, [Labels, number]>>();
-  #hist = new Map<string, { labels: Labels; counts: number[]; sum: number; count: number }>();
+  #hist = new Map<string, Histogram>();
 
   /** Declares a counter; {@linkcode inc} adds to it. */
   counter(name: string, help: string): void {
@@ -40,13 +68,19 @@ export class Metrics {
 
   /** Adds `by` (default 1) to a counter's series with these labels. */
   inc(name: string, labels: Labels = {}, by = 1): void {
+    this.series(name, labels)[1] += by;
+  }
+
+  /** The series of a counter with these labels, `[labels, value]`: a caller that counts often
+   * keeps it and adds to `[1]` directly, with no lookup per count. */
+  series(name: string, labels: Labels = {}): [Labels, number] {
     const values = this.#counters.get(name);
     if (!values) throw new RangeError(`Metric ${name} is not declared`);
     // The key only needs to tell series apart; escaping waits for the scrape.
     const key = Object.values(labels).join("\u0000");
-    const cur = values.get(key);
-    if (cur) cur[1] += by;
-    else values.set(key, [labels, by]);
+    let cur = values.get(key);
+    if (!cur) values.set(key, cur = [labels, 0]);
+    return cur;
   }
 
   /** Declares a gauge (or a counter kept elsewhere) whose samples are read at scrape time. */
@@ -61,10 +95,15 @@ export class Metrics {
 
   /** Records one observation (seconds) in the request-latency histogram. */
   observe(name: string, labels: Labels, seconds: number): void {
+    this.histogram(name, labels).observe(seconds);
+  }
+
+  /** The request-latency histogram of these labels: a caller that observes often keeps it. */
+  histogram(name: string, labels: Labels): Histogram {
     const key = `${name}\u0000${Object.values(labels).join("\u0000")}`;
     let h = this.#hist.get(key);
     if (!h) {
-      h = { labels, counts: LATENCY_BUCKETS.map(() => 0), sum: 0, count: 0 };
+      h = new Histogram(labels);
       this.#hist.set(key, h);
       if (!this.#families.has(name)) {
         this.#families.set(name, {
@@ -74,11 +113,7 @@ export class Metrics {
         });
       }
     }
-    for (let i = 0; i < LATENCY_BUCKETS.length; i++) {
-      if (seconds <= LATENCY_BUCKETS[i]!) h.counts[i]!++;
-    }
-    h.sum += seconds;
-    h.count++;
+    return h;
   }
 
   /** The whole exposition, `text/plain; version=0.0.4`. */

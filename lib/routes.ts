@@ -10,12 +10,12 @@
  * @module
  */
 import { forbidden, isLoopback, isOpenPath } from "./access.ts";
-import { type ApiOptions, createApi, freshness } from "./api.ts";
-import type { EndpointCache } from "./cache.ts";
+import { type ApiOptions, createApi } from "./api.ts";
+import type { EndpointCache, ServiceView } from "./cache.ts";
 import { etag as etagOf } from "./etag.ts";
 import { HealthRegistry } from "./health.ts";
-import { errorResponse, etagMatches, jsonResponse } from "./http_util.ts";
-import type { Metrics } from "./metrics.ts";
+import { addStaleness, errorResponse, etagMatches, JSON_TYPE, jsonResponse } from "./http_util.ts";
+import type { Histogram, Labels, Metrics } from "./metrics.ts";
 
 /** Options for {@linkcode createHandler}. */
 export interface HandlerOptions extends Partial<ApiOptions> {
@@ -81,18 +81,26 @@ export function createHandler(cache: EndpointCache, options: HandlerOptions = {}
     );
   const noPrimary = () =>
     errorResponse(404, "/endpoints serves a Service named with --service-name; use /v1/services");
+  let shown: Shown | undefined;
   const seed: Record<SeedPattern, (req: Request) => Response> = {
     "/health/": () => text("ok"),
     "/endpoints/": (req) => {
       if (!primary) return noPrimary();
       const view = cache.view(primary.namespace, primary.name);
       if (!view) return notSynced(`${primary.namespace}/${primary.name}`);
-      const etag = etagOf(view.generation);
-      const headers = freshness(health, view.namespace, view.index, etag);
-      if (etagMatches(req.headers.get("If-None-Match"), etag)) {
+      // Made once per view, on the first request after a change: not per request.
+      if (shown?.view !== view) shown = shownOf(view);
+      const headers: Record<string, string> = {
+        ETag: shown.etag,
+        "X-Discovery-Index": shown.index,
+        "Cache-Control": "no-cache",
+      };
+      addStaleness(headers, health.knownCurrentAt(view.namespace), now());
+      if (etagMatches(req.headers.get("If-None-Match"), shown.etag)) {
         return new Response(null, { status: 304, headers });
       }
-      return jsonResponse(view.v1Body, { headers });
+      headers["Content-Type"] = JSON_TYPE;
+      return new Response(view.v1Body, { headers });
     },
     "/endpoints/last_updated/": () => {
       if (!primary) return noPrimary();
@@ -117,11 +125,19 @@ export function createHandler(cache: EndpointCache, options: HandlerOptions = {}
       }),
   };
   const allowRemote = options.allowRemoteData ?? false;
+  const loopback = new Map<string, boolean>();
+  const isLocal = (hostname: string): boolean => {
+    let yes = loopback.get(hostname);
+    if (yes === undefined) {
+      if (loopback.size >= MAX_CLIENTS_REMEMBERED) loopback.clear();
+      loopback.set(hostname, yes = isLoopback(hostname));
+    }
+    return yes;
+  };
   const handle = (req: Request, path: string, info?: ClientInfo): Response | Promise<Response> => {
     const client = info?.remoteAddr;
     if (
-      !allowRemote && client?.transport === "tcp" && !isLoopback(client.hostname) &&
-      !isOpenPath(path)
+      !allowRemote && client?.transport === "tcp" && !isOpenPath(path) && !isLocal(client.hostname)
     ) {
       return forbidden(path, client.hostname);
     }
@@ -139,23 +155,61 @@ export function createHandler(cache: EndpointCache, options: HandlerOptions = {}
       errorResponse(404, `no route ${JSON.stringify(path)}; see the README`);
   };
   if (!metrics) return (req, info) => handle(req, pathOf(req.url), info);
+  // Per route label: its latency series and its request counts by status code, looked up once.
+  const series = new Map<string, RouteSeries>();
+  const seriesOf = (route: string): RouteSeries => {
+    let r = series.get(route);
+    if (!r) {
+      r = {
+        latency: metrics.histogram("kpd_http_request_duration_seconds", { route }),
+        codes: new Map(),
+      };
+      series.set(route, r);
+    }
+    return r;
+  };
   return (req, info) => {
     const started = performance.now();
     const path = pathOf(req.url);
     const record = (resp: Response): Response => {
-      const route = routeLabel(path);
-      metrics.inc("kpd_http_requests_total", { route, code: String(resp.status) });
-      metrics.observe(
-        "kpd_http_request_duration_seconds",
-        { route },
-        (performance.now() - started) / 1000,
-      );
+      const r = seriesOf(routeLabel(path));
+      let count = r.codes.get(resp.status);
+      if (!count) {
+        count = metrics.series("kpd_http_requests_total", {
+          route: r.latency.labels.route!,
+          code: String(resp.status),
+        });
+        r.codes.set(resp.status, count);
+      }
+      count[1]++;
+      r.latency.observe((performance.now() - started) / 1000);
       return resp;
     };
     // Only the blocking routes are asynchronous; the rest stay off the promise machinery.
     const resp = handle(req, path, info);
     return resp instanceof Promise ? resp.then(record) : record(resp);
   };
+}
+
+/** Client addresses whose loopback verdict is remembered; past this many the memo starts over,
+ * so a scan from many addresses cannot grow it. A Pod has a few clients. */
+const MAX_CLIENTS_REMEMBERED = 256;
+
+/** What /endpoints sends for one view, made once per view. */
+interface Shown {
+  view: ServiceView;
+  etag: string;
+  index: string;
+}
+
+function shownOf(view: ServiceView): Shown {
+  return { view, etag: etagOf(view.generation), index: String(view.index) };
+}
+
+/** A route's request metrics. */
+interface RouteSeries {
+  latency: Histogram;
+  codes: Map<number, [Labels, number]>;
 }
 
 function readyz(cache: EndpointCache, health: HealthRegistry, maxStalenessMs: number): Response {
@@ -194,8 +248,9 @@ function routeLabel(path: string): string {
 function pathOf(url: string): string {
   const start = url.indexOf("/", url.indexOf("//") + 2);
   if (start < 0) return "/";
-  const end = url.slice(start).search(/[?#]/);
-  return end < 0 ? url.slice(start) : url.slice(start, start + end);
+  let end = start;
+  while (end < url.length && url[end] !== "?" && url[end] !== "#") end++;
+  return url.slice(start, end);
 }
 
 function text(body: string): Response {

@@ -36,7 +36,7 @@ export class ServiceView {
     key: { namespace: string; name: string },
     state: {
       resourceVersion: string;
-      endpoints: EndpointView[];
+      endpoints: readonly EndpointView[];
       index?: number;
       removed?: boolean;
     },
@@ -55,7 +55,7 @@ export class ServiceView {
   get v1Body(): string {
     return this.#v1Body ??= JSON.stringify(renderV1Endpoints(
       { name: this.name, namespace: this.namespace, resourceVersion: this.resourceVersion },
-      [...this.endpoints],
+      this.endpoints,
     ));
   }
 }

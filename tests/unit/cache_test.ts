@@ -155,6 +155,31 @@ Deno.test("a relist that leaves a Service's endpoints unchanged does not move it
   assert.equal(events.length, 0);
 });
 
+Deno.test("a relist where the controller renamed a slice with the same endpoints does not move the view", () => {
+  const { cache, events, store } = setup({ kind: "all" });
+  store.replace([slice("a", ["10.0.0.1", "10.0.0.2"], "5", "a-old")], "10");
+  const view = cache.view("ns", "a");
+  events.length = 0;
+  store.replace([slice("a", ["10.0.0.1", "10.0.0.2"], "41", "a-new")], "42");
+  assert.equal(cache.view("ns", "a"), view);
+  assert.equal(events.length, 0);
+  // The old slice is gone for good: deleting the new one empties the Service.
+  store.apply("DELETED", slice("a", [], "43", "a-new"));
+  assert.deepEqual(events.map(names), [["a removed"]]);
+});
+
+Deno.test("a slice relabelled to another Service moves its endpoints with it", () => {
+  const { cache, events, store } = setup({ kind: "all" });
+  store.replace([slice("a", ["10.0.0.1"], "5", "s1"), slice("b", ["10.0.0.2"], "6", "s2")], "10");
+  events.length = 0;
+  store.apply("MODIFIED", slice("b", ["10.0.0.1"], "11", "s1"));
+  assert.deepEqual(events.map(names), [["a removed", "b"]]);
+  assert.deepEqual(cache.view("ns", "b")!.endpoints.map((e) => e.addresses[0]), [
+    "10.0.0.1",
+    "10.0.0.2",
+  ]);
+});
+
 Deno.test("the generation moves on every change to the set of views, a swap included", () => {
   const { cache, store } = setup({ kind: "all" });
   store.replace([slice("a", ["10.0.0.1"], "100"), slice("b", ["10.0.0.2"], "200")], "200");
