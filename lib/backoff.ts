@@ -4,7 +4,11 @@
  * connection costs the server nothing and the view must come back within seconds of its return;
  * as told by `Retry-After` on 429; otherwise client-go's exponential backoff (800 ms doubling to
  * 30 s, full jitter, reset after 2 minutes without a failure: `NewExponentialBackoffManager`
- * with the `defaultBackoff*` values of `tools/cache/reflector.go`).
+ * with the `defaultBackoff*` values of `tools/cache/reflector.go`). Unlike client-go, a watch
+ * that delivers an event or bookmark also resets it: one fault's backoff must not spill into the
+ * next (an API server restarted twice within 2 minutes answers each return with a 410, and the
+ * view must be back within 10 s of each), while a server that lists but fails every watch
+ * before its first event still backs off to the cap.
  *
  * @module
  */
@@ -48,6 +52,12 @@ export class Backoff {
   constructor(options: BackoffOptions = {}) {
     this.#random = options.random ?? Math.random;
     this.#now = options.now ?? Date.now;
+  }
+
+  /** The server proved healthy (a watch delivered an event or bookmark): the next failure
+   * starts again from {@linkcode BACKOFF_INITIAL_MS}. */
+  reset(): void {
+    this.#next = BACKOFF_INITIAL_MS;
   }
 
   /** The delay (ms) before the next round after a failure that calls for `wait`. */

@@ -127,6 +127,8 @@ export class Reflector {
   #lastWaitReason?: string;
   /** Events and bookmarks received, to tell a watch that ended at once with nothing. */
   #received = 0;
+  /** Whether the current watch got its response headers (it was established). */
+  #watchOpened = false;
 
   /** A reflector for `options.namespace` writing into `store`. */
   constructor(store: ReflectorStore, options: ReflectorOptions) {
@@ -183,7 +185,12 @@ export class Reflector {
         ended = await this.#watch(signal, streamingList);
       } catch (e) {
         // Past its initial events a streaming list is a plain watch.
-        if (!streamingList || !this.#needList) throw e;
+        if (!streamingList || !this.#needList) {
+          if (!this.#brokeMidStream(e, started, before)) throw e;
+          this.#resume(e);
+          streamingList = false;
+          continue;
+        }
         if (isStreamingListRefused(e)) {
           this.#streaming = streamingList = false;
           this.#o.log.log("info", "streaming list not offered; listing in pages", {
@@ -209,6 +216,30 @@ export class Reflector {
       }
       this.stats.backoffMs = 0;
     }
+  }
+
+  /** Whether a watch failed after it was established and had lasted: its connection broke
+   * (a cut, a restart, a dead connection), not the request. client-go's `handleWatch` ends such a
+   * watch without an error and its `watch` loop opens the next one at once; only a watch that
+   * ends within a second with nothing ("very short watch") is an error that is backed off. */
+  #brokeMidStream(e: unknown, started: number, before: number): boolean {
+    if (e instanceof ApiError || !this.#watchOpened) return false;
+    return this.#received > before || Date.now() - started >= SHORT_WATCH_MS;
+  }
+
+  /** After a watch broke mid-stream: broken until the next event, a fresh connection, and the
+   * next watch at once from the last synced resourceVersion. */
+  #resume(e: unknown): void {
+    const message = (e as Error)?.message ?? String(e);
+    this.stats.lastError = message;
+    this.health.broken(message);
+    this.#o.connection.reset();
+    this.#o.log.log("warn", "watch broken; resuming", {
+      namespace: this.#o.namespace,
+      resource: this.#kind,
+      reason: message,
+      resourceVersion: this.#lastSyncRV,
+    });
   }
 
   async #fail(e: unknown, signal: AbortSignal): Promise<void> {
@@ -380,6 +411,7 @@ export class Reflector {
       // client-go `rewatchResourceVersion`: the newest state once ours was refused.
       if (this.#rvUnavailable) params.resourceVersion = "";
     }
+    this.#watchOpened = false;
     try {
       this.stats.watches++;
       const resp = await this.#o.connection.fetch(this.#query(params), {
@@ -390,6 +422,7 @@ export class Reflector {
       });
       if (!resp.ok) throw await apiError(resp);
       if (!resp.body) throw new Error("watch response has no body");
+      this.#watchOpened = true;
       for await (const ev of watchEvents(resp.body, () => dog.touch())) {
         if (initial) {
           if (this.#collect(ev, initial)) initial = undefined;
@@ -424,6 +457,7 @@ export class Reflector {
   /** One event of a streaming list's initial phase; true once the list is complete. */
   #collect(ev: WatchEvent, items: Map<string, KubeItem>): boolean {
     if (ev.type === "ERROR") throw statusError(ev.object);
+    this.#received++;
     const m = ev.object.metadata;
     if (ev.type === "BOOKMARK") {
       if (m?.annotations?.[INITIAL_EVENTS_END] !== "true") return false;
@@ -453,6 +487,8 @@ export class Reflector {
     }
     if (rv) this.#lastSyncRV = rv;
     this.health.heard();
+    // The watch works: a later failure is a new one, not the next step of the last.
+    this.#backoff.reset();
   }
 }
 

@@ -59,7 +59,7 @@ Deno.test(
         `the whole history: ${saved} (check it again: deno run --allow-read ` +
           `tests/support/history_dump.ts ${saved})`,
       );
-      throw new Error(formatViolations(violations, seeds, h.t0));
+      throw new Error(formatViolations(violations, seeds, h));
     }
   },
 );

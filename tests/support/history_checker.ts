@@ -21,6 +21,7 @@ import {
   truthAround,
 } from "./history_timeline.ts";
 import type { TruthPoint } from "./history_truth.ts";
+import { linesAround, type SidecarLine } from "./history_logs.ts";
 
 /** What the checker reads of the truth (the live truth or a loaded dump). */
 export interface TruthView {
@@ -76,6 +77,10 @@ export interface Violation {
   t: number;
   /** Which client. */
   client: string;
+  /** The sidecar it asked, whose log explains it. */
+  sidecar?: string;
+  /** The span of that log to show (ms); default the minute before `t`. */
+  logSpan?: [number, number];
   /** What was wrong, one line. */
   detail: string;
   /** The slice of history around it, a few lines. */
@@ -104,6 +109,8 @@ export interface History {
   final: { rv: number; at: number; deadline: number };
   /** performance.now() at the start of the run, for printing times. */
   t0: number;
+  /** The sidecars' log lines, shown beside each violation. */
+  logs?: SidecarLine[];
 }
 
 /** Checks a history; returns every violation (first of each kind with context) and figures. */
@@ -185,6 +192,7 @@ function checkSequence(
       assertion,
       t: a.t,
       client: `${spec.name} (${o.subject})`,
+      sidecar: spec.sidecar,
       detail,
       context: [`  answers of ${spec.name} up to it:`, ...before, ...extra],
     });
@@ -300,6 +308,7 @@ function checkRecovery(
         assertion: "recovers-in-time",
         t: g.deadline,
         client: o.spec.name,
+        sidecar: o.spec.sidecar,
         detail: `after "${g.label}" the view did not equal the truth at ${g.refRv} or later by ` +
           `${o.at(g.deadline)}` + (fresh ? ` (it did at ${o.at(fresh.t)})` : " (never did)"),
         context: [
@@ -324,6 +333,7 @@ function checkRecovery(
         assertion: "ends-at-final-state",
         t: last.t,
         client: o.spec.name,
+        sidecar: o.spec.sidecar,
         detail: `the last answer is not the final state: ${p}`,
         context: truthAround(o.tl, h.final.rv),
       });
@@ -355,6 +365,9 @@ function checkSseEnd(
         assertion: "sse-ends-at-final-state",
         t: last?.t ?? h.final.deadline,
         client: `${o.spec.name} (${subject})`,
+        sidecar: o.spec.sidecar,
+        // Why nothing came after the last event: the log from then to the end.
+        logSpan: [last?.t ?? h.final.at, h.final.deadline],
         detail:
           `the stream's last event for ${subject} is ${last ? `${last.event} ${p}` : "none"}, ` +
           `the final truth is ${finalPoint.show}`,
@@ -368,8 +381,14 @@ function checkSseEnd(
   }
 }
 
-/** The failure report: seeds, the first violation of each assertion with its history, counts. */
-export function formatViolations(violations: Violation[], seeds: number[], t0: number): string {
+/** The failure report: seeds, the first violation of each assertion with its history and its
+ * sidecar's log lines before it (when `logs` are given), counts. */
+export function formatViolations(
+  violations: Violation[],
+  seeds: number[],
+  o: { t0: number; logs?: SidecarLine[] },
+): string {
+  const t0 = o.t0;
   const first = new Map<string, Violation>();
   const counts = new Map<string, number>();
   for (const v of [...violations].sort((a, b) => a.t - b.t)) {
@@ -386,6 +405,9 @@ export function formatViolations(violations: Violation[], seeds: number[], t0: n
     out.push(
       `[${v.assertion}] at ${((v.t - t0) / 1000).toFixed(2)}s, ${v.client}: ${v.detail}`,
       ...v.context,
+      ...(o.logs && v.sidecar
+        ? linesAround(o.logs, { sidecar: v.sidecar, t: v.t, t0, span: v.logSpan })
+        : []),
     );
   }
   return out.join("\n");

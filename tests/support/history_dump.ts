@@ -48,5 +48,5 @@ if (import.meta.main) {
   const h = await loadHistory(Deno.args[0]!);
   const { violations, figures } = checkHistory(h);
   console.log(JSON.stringify(figures));
-  console.log(violations.length ? formatViolations(violations, h.seeds, h.t0) : "no violation");
+  console.log(violations.length ? formatViolations(violations, h.seeds, h) : "no violation");
 }

@@ -18,6 +18,7 @@ import {
   stopAPIServer,
 } from "./cluster.ts";
 import type { FaultRecord, History } from "./history_checker.ts";
+import { collectLines } from "./history_logs.ts";
 import { Recorder } from "./history_recorder.ts";
 import { changeSchedule, type Fault, faultSchedule } from "./history_schedule.ts";
 import { startTenant, type Tenant } from "./history_tenant.ts";
@@ -112,6 +113,14 @@ export async function runHistory(
       final,
       t0,
       tenants,
+      logs: collectLines(
+        tenants.flatMap((t) =>
+          t.sidecars.map((s, i) => ({
+            name: `${t.namespace}/${i ? "all" : "names"}`,
+            logs: s.logs,
+          }))
+        ),
+      ),
     };
   } finally {
     stopped = true;

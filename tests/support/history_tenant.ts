@@ -37,6 +37,7 @@ export interface Tenant {
   seed: number;
   namespace: string;
   proxy: FaultProxy;
+  /** The sidecar watching Services by name, then the one watching every Service. */
   sidecars: SidecarProcess[];
   clients: ClientSpec[];
   /** Changes applied, and those the API refused or could not take (e.g. during a fault). */
@@ -59,11 +60,12 @@ export async function startTenant(
   const mount: PodMount = await podMount(ns, { server: proxy.url });
   const names = await spawnSidecar({
     env: mount.env,
-    args: [`--service-name=${SERVICES.join(",")}`],
+    // Debug: every retry is logged, not only the first of a kind (the checker shows them).
+    args: [`--service-name=${SERVICES.join(",")}`, "--log-level=debug"],
   });
   const all = await spawnSidecar({
     env: mount.env,
-    args: ["--all-services", `--namespaces=${ns}`],
+    args: ["--all-services", `--namespaces=${ns}`, "--log-level=debug"],
   });
   const sidecars = [names, all];
   for (const s of sidecars) {

@@ -237,7 +237,31 @@ Deno.test("the resourceVersion advances on every event and bookmark, and a broke
   // Nothing applied twice: the view never goes back.
   assert.deepEqual(s.ops, ["replace a@10", "ADDED b@20", "touch", "MODIFIED b@30"]);
   assert.equal(s.reflector.lastSyncResourceVersion, "30");
-  assert.deepEqual(s.sleeps, [BACKOFF_INITIAL_MS, 2 * BACKOFF_INITIAL_MS], "each break backs off");
+  // client-go's watch loop opens the next watch at once after a watch that broke mid-stream.
+  assert.deepEqual(s.sleeps, [], "a watch that broke after events is resumed without a wait");
+  assert.equal(s.resets(), 2, "each on a fresh connection");
+  assert.deepEqual(s.logs.filter((l) => l.msg === "watch broken; resuming").length, 2);
+});
+
+Deno.test("one fault's backoff does not spill into the next: a watch that delivers events resets it", async () => {
+  // An API server restarted again and again (a rolling upgrade): each time the watch breaks,
+  // the next one gets 410 (the new watch cache starts past us), and a relist follows.
+  const answers: Answer[] = [page("10", [])];
+  for (let i = 1; i <= 6; i++) {
+    answers.push(
+      watch([modified("a", `${i}1`)], "reset"),
+      status(410, "Expired"),
+      page(`${i}5`, ["a"]),
+    );
+  }
+  const s = scripted(answers);
+  await s.run();
+  assert.deepEqual(
+    s.sleeps,
+    Array(6).fill(BACKOFF_INITIAL_MS),
+    "every 410 after a working watch waits the initial backoff, never more",
+  );
+  assert.equal(s.ops.filter((o) => o.startsWith("replace")).length, 7);
 });
 
 Deno.test("a watch the server ends normally is resumed at once from its last bookmark", async () => {
@@ -266,7 +290,7 @@ for (const { name, answer } of gone) {
     await s.run();
     assert.deepEqual(s.rvs(), ["list:0+limit", "watch:10", "watch:20", "list:20", "watch:40"]);
     assert.deepEqual(s.ops, ["replace a@10", "MODIFIED a@20", "replace a,c@40"]);
-    assert.deepEqual(s.sleeps, [800, 1600], "the 410 is backed off like any failure");
+    assert.deepEqual(s.sleeps, [800], "the 410 is backed off; the broken watch was not");
     const relist = s.logs.find((l) => l.msg === "relisting");
     assert.match(String(relist?.fields.reason), /410/);
   });
@@ -388,7 +412,8 @@ Deno.test("a streaming list from an expired resourceVersion streams the newest s
     "watch:91",
   ]);
   assert.deepEqual(s.ops, ["replace @30", "replace @90", "MODIFIED x@91"]);
-  assert.deepEqual(s.sleeps, [800, 1600, 3200]);
+  // Only the plain watch's 410 waits; the broken watches had delivered and resume at once.
+  assert.deepEqual(s.sleeps, [800]);
 });
 
 Deno.test("where the API server refuses a streaming list, the reflector lists in pages, and keeps doing so", async () => {
@@ -470,7 +495,7 @@ Deno.test("a quiet watch whose connection answers probes stays healthy, is resta
   assert.ok(!s.logs.some((l) => l.level === "warn" || l.level === "error"));
 });
 
-Deno.test("a silent watch whose probe gets no answer is a dead connection: dropped and backed off", async () => {
+Deno.test("a silent watch whose probe gets no answer is a dead connection: dropped and watched again on a fresh one", async () => {
   const s = scripted([page("10", []), watch([bookmark("11")], "hang"), watch([], "hang")], {
     probeAfterMs: 10,
     probeTimeoutMs: 20,
@@ -479,8 +504,12 @@ Deno.test("a silent watch whose probe gets no answer is a dead connection: dropp
   });
   await s.run();
   assert.deepEqual(s.rvs(), ["list:0+limit", "watch:10", "watch:11", "watch:11"]);
-  assert.deepEqual(s.sleeps, [800, 1600]);
-  assert.ok(s.resets() >= 1, "the pooled connection was dropped");
+  // The first watch had delivered a bookmark: resumed at once (client-go, once its HTTP/2 ping
+  // timed out). The second died within a second with nothing: a failure, backed off.
+  assert.deepEqual(s.sleeps, [800]);
+  assert.equal(s.resets(), 2, "the pooled connection was dropped each time");
+  const resumed = s.logs.find((l) => l.msg === "watch broken; resuming");
+  assert.match(String(resumed?.fields.reason), /connection dead/);
   const line = s.logs.find((l) => l.msg === "backing off");
   assert.match(String(line?.fields.reason), /connection dead/);
 });
