@@ -384,7 +384,8 @@ Deno.test("a streaming list collects the initial events until the end bookmark, 
     ], "reset"),
   ], { streamingList: true });
   await s.run();
-  assert.deepEqual(s.rvs(), ["watch:+initial", "watch:31"]);
+  // It broke after the last event: resumed by streaming from there.
+  assert.deepEqual(s.rvs(), ["watch:+initial", "watch:31+initial"]);
   const first = s.requests[0].searchParams;
   assert.equal(first.get("resourceVersionMatch"), "NotOlderThan");
   assert.equal(first.get("allowWatchBookmarks"), "true");
@@ -394,26 +395,39 @@ Deno.test("a streaming list collects the initial events until the end bookmark, 
   assert.equal(s.logs.find((l) => l.msg === "synced")?.fields.via, "streaming list");
 });
 
+Deno.test("after a watch breaks, a streaming list from the last resourceVersion makes it current again without waiting for a bookmark", async () => {
+  const states: boolean[] = [];
+  const s = scripted([
+    watch([added("a", "5"), bookmark("10", true), modified("a", "20")], "reset"),
+    // The resumed watch: the state not older than 20, then its end bookmark.
+    watch([added("a", "20"), bookmark("22", true)], "close"),
+  ], { streamingList: true, onRequest: (_u, r) => states.push(r.health.healthy) });
+  await s.run();
+  assert.deepEqual(s.rvs(), ["watch:+initial", "watch:20+initial", "watch:22"]);
+  assert.equal(s.requests[1]!.searchParams.get("resourceVersionMatch"), "NotOlderThan");
+  // Nothing applied twice and nothing older: the store is replaced with the state at 22.
+  assert.deepEqual(s.ops, ["replace a@10", "MODIFIED a@20", "replace a@22"]);
+  assert.deepEqual(states, [false, false, true], "broken until the end bookmark, then healthy");
+  assert.deepEqual(s.sleeps, []);
+});
+
 Deno.test("a streaming list from an expired resourceVersion streams the newest state at once", async () => {
   const s = scripted([
     watch([bookmark("30", true)], "reset"),
     status(410, "Expired"),
-    status(410, "Expired"),
     watch([bookmark("90", true), modified("x", "91")], "reset"),
   ], { streamingList: true });
   await s.run();
-  // The first 410 ends a resumed watch: relist by streaming from 30; the 410 of that streams
-  // the newest state ("") at once.
+  // The broken watch resumes by streaming from 30; the 410 of that streams the newest state
+  // ("") at once, with no wait.
   assert.deepEqual(s.rvs(), [
     "watch:+initial",
-    "watch:30",
     "watch:30+initial",
     "watch:+initial",
-    "watch:91",
+    "watch:91+initial",
   ]);
   assert.deepEqual(s.ops, ["replace @30", "replace @90", "MODIFIED x@91"]);
-  // Only the plain watch's 410 waits; the broken watches had delivered and resume at once.
-  assert.deepEqual(s.sleeps, [800]);
+  assert.deepEqual(s.sleeps, []);
 });
 
 Deno.test("where the API server refuses a streaming list, the reflector lists in pages, and keeps doing so", async () => {
