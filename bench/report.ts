@@ -98,9 +98,15 @@ function rows(r: Results): Row[] {
     const [b, o] = [big("shipped"), big("source")];
     add({
       goal: "4",
-      measure: `CPU per slice update, 1 Service of ${f((b ?? o)?.endpoints, 0)} endpoints`,
-      shipped: b ? `${f(b.cpuMsPerUpdate, 2)} ms` : "not ready",
-      source: o ? `${f(o.cpuMsPerUpdate, 2)} ms` : "–",
+      measure: `CPU per slice update, 1 Service of ${
+        f((b ?? o)?.endpoints, 0)
+      } endpoints, no body read (one reader of the whole body)`,
+      shipped: b
+        ? `${f(b.cpuMsPerUpdate, 2)} ms (whole body read: ${f(b.cpuMsPerUpdateWholeBody, 2)} ms)`
+        : "not ready",
+      source: o
+        ? `${f(o.cpuMsPerUpdate, 2)} ms (whole body read: ${f(o.cpuMsPerUpdateWholeBody, 2)} ms)`
+        : "–",
       target: "≤ 2 ms",
       verdict: b ? met(b.cpuMsPerUpdate! <= 2) : "",
     });

@@ -78,14 +78,20 @@ export interface ScaleCase {
   firstBodyMs?: number;
   memory?: MemorySample;
   updates?: number;
-  /** CPU ms of the sidecar per update (merge, compare, one /v1 body for one blocking query). */
+  /** CPU ms of the sidecar per update with no reader of the body (merge, views, listeners, one
+   * blocking query answered with no endpoints): goal 4's figure. */
   cpuMsPerUpdate?: number;
+  /** CPU ms of the sidecar per update when one blocking query reads the whole /v1 body after
+   * each (a full serialization, encoding and socket write per update). */
+  cpuMsPerUpdateWholeBody?: number;
   /** CPU ms of the sidecar per second while idle (bookmarks, timers), for comparison. */
   idleCpuMsPerS?: number;
   /** Write (Pod status or slice PATCH) to the blocking query's answer. */
   writeToServed?: Summary;
   /** The slice's MODIFIED event on the bench's own watch to the blocking query's answer. */
   eventToServed?: Summary;
+  /** The same, each update awaited by a blocking query that reads the whole body. */
+  eventToServedWholeBody?: Summary;
   /** VmHWM after the updates. */
   hwmAfterUpdatesMB?: number;
   /** What the sidecar logged when it did not become ready. */

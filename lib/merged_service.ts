@@ -30,6 +30,8 @@ export class MergedService {
   #slices = new Map<string, string[]>();
   /** Per merge key, what each slice has under it, by slice name. */
   #byKey = new Map<string, Contribution[]>();
+  /** Per merge key, the endpoint the merged list shows (the {@linkcode winner}). */
+  #winners = new Map<string, EndpointView>();
   /** Every merge key, sorted: the order of the merged list. */
   #sorted: string[] = [];
   #endpoints: readonly EndpointView[] = NO_ENDPOINTS;
@@ -60,23 +62,32 @@ export class MergedService {
     const keys = new Set(this.#slices.get(name));
     const before = new Map<string, EndpointView | undefined>();
     for (const k of next?.keys() ?? []) keys.add(k);
-    for (const k of keys) before.set(k, winner(this.#byKey.get(k)));
+    for (const k of keys) before.set(k, this.#winners.get(k));
     for (const k of keys) this.#contribute(k, name, next?.get(k));
     if (next) this.#slices.set(name, [...next.keys()]);
     else this.#slices.delete(name);
-    const added: string[] = [], removed = new Set<string>();
-    let changed = false;
+    const added: string[] = [], removed = new Set<string>(), replaced: string[] = [];
     for (const [k, old] of before) {
       const now = winner(this.#byKey.get(k));
+      if (now) this.#winners.set(k, now);
+      else this.#winners.delete(k);
       if (!old && now) added.push(k);
       else if (old && !now) removed.add(k);
-      if (!changed && !sameEndpoint(old, now)) changed = true;
+      else if (old !== now && !sameEndpoint(old, now)) replaced.push(k);
     }
-    if (!changed) return false;
-    this.#resort(added, removed);
-    this.#endpoints = this.#sorted.length
-      ? this.#sorted.map((k) => winner(this.#byKey.get(k))!)
-      : NO_ENDPOINTS;
+    if (!added.length && !removed.size && !replaced.length) return false;
+    if (added.length || removed.size) {
+      this.#resort(added, removed);
+      this.#endpoints = this.#sorted.length
+        ? this.#sorted.map((k) => this.#winners.get(k)!)
+        : NO_ENDPOINTS;
+      return true;
+    }
+    // Same keys, some endpoints changed: a copy of the list with those positions replaced, not a
+    // walk over every key (a readiness flip in one slice of a 5,000-endpoint Service).
+    const endpoints = this.#endpoints.slice();
+    for (const k of replaced) endpoints[lowerBound(this.#sorted, k)] = this.#winners.get(k)!;
+    this.#endpoints = endpoints;
     return true;
   }
 
