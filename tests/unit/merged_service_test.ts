@@ -3,18 +3,7 @@ import assert from "node:assert/strict";
 import type { V1Endpoint, V1EndpointSlice } from "@kubernetes/client-node";
 import { mergeSlices } from "../../lib/endpoints.ts";
 import { MergedService } from "../../lib/merged_service.ts";
-
-/** mulberry32: a small seeded generator, so that a failing sequence can be replayed. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+import { prng } from "../support/history_schedule.ts";
 
 function randomSlice(rand: () => number, name: string): V1EndpointSlice {
   const pick = <T>(xs: T[]): T => xs[Math.floor(rand() * xs.length)]!;
