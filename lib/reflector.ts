@@ -184,6 +184,8 @@ export class Reflector {
       try {
         ended = await this.#watch(signal, streamingList);
       } catch (e) {
+        // Stopping is no failure: let run() end.
+        if (signal.aborted) throw e;
         // Past its initial events a streaming list is a plain watch.
         if (!streamingList || !this.#needList) {
           if (!this.#brokeMidStream(e, started, before)) throw e;

@@ -243,6 +243,18 @@ Deno.test("the resourceVersion advances on every event and bookmark, and a broke
   assert.deepEqual(s.logs.filter((l) => l.msg === "watch broken; resuming").length, 2);
 });
 
+Deno.test("stopping the sidecar while a watch is open ends the run quietly, with no failure logged", async () => {
+  const s = scripted([page("10", ["a"]), watch([bookmark("11")], "hang")]);
+  const stop = new AbortController();
+  const run = s.reflector.run(stop.signal);
+  await new Promise((r) => setTimeout(r, 50));
+  stop.abort();
+  await run;
+  assert.deepEqual(s.logs.filter((l) => l.level !== "info" && l.level !== "debug"), []);
+  assert.deepEqual(s.sleeps, []);
+  assert.equal(s.reflector.health.healthy, true, "a stop is not a broken watch");
+});
+
 Deno.test("one fault's backoff does not spill into the next: a watch that delivers events resets it", async () => {
   // An API server restarted again and again (a rolling upgrade): each time the watch breaks,
   // the next one gets 410 (the new watch cache starts past us), and a relist follows.
