@@ -238,7 +238,19 @@ export function renderMarkdown(r: Results): string {
     ...scen,
     "",
     ...sections(r),
+    ...historySoak(),
   ].join("\n");
+}
+
+/** The history checker's soak (`tools/deno task soak`), kept beside the bench's results in
+ * bench/results/history_soak.md: its figures are from a test run, not from a scenario. */
+function historySoak(): string[] {
+  try {
+    const text = Deno.readTextFileSync(new URL("./results/history_soak.md", import.meta.url));
+    return ["", ...text.trimEnd().split("\n")];
+  } catch {
+    return [];
+  }
 }
 
 if (import.meta.main) {
