@@ -1,23 +1,10 @@
 /** The /v1 API over a scripted cache: one ETag one body, 404 for what is not watched, blocking
  * queries that end on removal and on shutdown with a complete answer. */
 import assert from "node:assert/strict";
-import type { V1EndpointSlice } from "@kubernetes/client-node";
 import { EndpointCache, type Watched } from "../../lib/cache.ts";
 import { HealthRegistry, WatchHealth } from "../../lib/health.ts";
+import { sliceFor as slice } from "../support/slices.ts";
 import { createHandler } from "../../lib/routes.ts";
-
-function slice(service: string, ips: string[], rv: string) {
-  return {
-    addressType: "IPv4",
-    metadata: {
-      name: `${service}-abc`,
-      resourceVersion: rv,
-      labels: { "kubernetes.io/service-name": service },
-    },
-    ports: [{ name: "http", port: 80, protocol: "TCP" }],
-    endpoints: ips.map((ip) => ({ addresses: [ip], conditions: { ready: true } })),
-  } as V1EndpointSlice;
-}
 
 function setup(watched: Watched, primary?: string) {
   const cache = new EndpointCache(new Map([["ns", watched]]));

@@ -1,21 +1,8 @@
 /** The endpoint cache on scripted lists and events: tombstones, a monotonic index, one view. */
 import assert from "node:assert/strict";
-import type { V1EndpointSlice } from "@kubernetes/client-node";
 import { EndpointCache, type ServiceView, type Watched } from "../../lib/cache.ts";
 import { createLogger } from "../../lib/log.ts";
-
-function slice(service: string, ips: string[], rv: string, name = `${service}-abc`) {
-  return {
-    addressType: "IPv4",
-    metadata: {
-      name,
-      resourceVersion: rv,
-      labels: { "kubernetes.io/service-name": service },
-    },
-    ports: [{ name: "http", port: 80, protocol: "TCP" }],
-    endpoints: ips.map((ip) => ({ addresses: [ip], conditions: { ready: true } })),
-  } as V1EndpointSlice;
-}
+import { sliceFor as slice } from "../support/slices.ts";
 
 function service(name: string, uid: string, rv: string) {
   return { metadata: { name, uid, resourceVersion: rv } };

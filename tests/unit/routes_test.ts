@@ -1,23 +1,10 @@
 import assert from "node:assert/strict";
-import type { V1EndpointSlice } from "@kubernetes/client-node";
 import { EndpointCache } from "../../lib/cache.ts";
 import { HealthRegistry, WatchHealth } from "../../lib/health.ts";
 import { createHandler } from "../../lib/routes.ts";
+import { sliceFor } from "../support/slices.ts";
 
 const web = { namespace: "ns", name: "web" };
-
-function sliceFor(service: string, ips: string[], rv: string): V1EndpointSlice {
-  return {
-    addressType: "IPv4",
-    metadata: {
-      name: `${service}-abc`,
-      resourceVersion: rv,
-      labels: { "kubernetes.io/service-name": service },
-    },
-    ports: [{ name: "http", port: 80, protocol: "TCP" }],
-    endpoints: ips.map((ip) => ({ addresses: [ip], conditions: { ready: true } })),
-  };
-}
 
 function setup() {
   const cache = new EndpointCache(new Map([["ns", { kind: "names", names: ["web"] }]]));
