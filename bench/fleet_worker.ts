@@ -34,6 +34,8 @@ const namespace = flag("namespace");
 const service = flag("service");
 const periodMs = Number(flag("period-ms", "5000"));
 const saDir = Deno.env.get("KUBERNETES_POD_DISCOVERY_SERVICE_ACCOUNT_DIR")!;
+/** How long the reflectors may take to end after the stop before the worker exits anyway. */
+const STOP_GRACE_MS = 5_000;
 
 /** marker → when each client first saw it. */
 const seen = new Map<string, number[]>();
@@ -92,6 +94,9 @@ const ac = new AbortController();
 Deno.addSignalListener("SIGTERM", () => ac.abort());
 const log = createLogger("warn");
 
+/** Each client's run, and whether it has ended (for the report of a stop that hangs). */
+const runs: { stats: () => unknown; done: boolean; promise: Promise<void> }[] = [];
+
 async function watchers(): Promise<void> {
   for (let i = 0; i < count; i++) {
     const connection = await connect({ serviceAccountDir: saDir });
@@ -101,7 +106,12 @@ async function watchers(): Promise<void> {
       connection,
       log,
     });
-    void r.run(ac.signal).finally(() => connection.close());
+    const run = { stats: () => r.stats, done: false, promise: Promise.resolve() };
+    run.promise = r.run(ac.signal).finally(() => {
+      run.done = true;
+      connection.close();
+    });
+    runs.push(run);
   }
 }
 
@@ -170,3 +180,19 @@ for await (const chunk of Deno.stdin.readable.pipeThrough(new TextDecoderStream(
   }
 }
 ac.abort();
+// Every client should end at once on abort; one that does not must not keep the bench waiting:
+// say which, and exit.
+const ended = await Promise.race([
+  Promise.all(runs.map((r) => r.promise)).then(() => true),
+  new Promise<false>((r) => setTimeout(() => r(false), STOP_GRACE_MS)),
+]);
+if (!ended) {
+  const stuck = runs.filter((r) => !r.done);
+  console.error(
+    `fleet worker: ${stuck.length} of ${runs.length} reflectors still running ` +
+      `${STOP_GRACE_MS} ms after the stop: ${
+        JSON.stringify(stuck.slice(0, 3).map((r) => r.stats()))
+      }`,
+  );
+}
+Deno.exit(ended ? 0 : 3);

@@ -431,7 +431,9 @@ export class Reflector {
       if (!resp.ok) throw await apiError(resp);
       if (!resp.body) throw new Error("watch response has no body");
       this.#watchOpened = true;
-      for await (const ev of watchEvents(resp.body, () => dog.touch())) {
+      for await (
+        const ev of watchEvents(resp.body, { onBytes: () => dog.touch(), signal: ac.signal })
+      ) {
         if (initial) {
           if (this.#collect(ev, initial)) initial = undefined;
         } else {

@@ -255,6 +255,36 @@ Deno.test("stopping the sidecar while a watch is open ends the run quietly, with
   assert.equal(s.reflector.health.healthy, true, "a stop is not a broken watch");
 });
 
+Deno.test("stopping ends the run even when the watch body ignores the abort, as Deno's fetch did under load", async () => {
+  // A worker of 250 reflectors on one API server kept 38 of them reading their watch bodies
+  // after its abort, for good: the aborted fetch never ended the pending read.
+  const deaf: Answer = () =>
+    new Response(
+      new ReadableStream<Uint8Array>({
+        start(c) {
+          c.enqueue(new TextEncoder().encode(JSON.stringify(bookmark("11")) + "\n"));
+        },
+      }),
+      { status: 200 },
+    );
+  const s = scripted([page("10", ["a"]), deaf]);
+  const stop = new AbortController();
+  const run = s.reflector.run(stop.signal);
+  await new Promise((r) => setTimeout(r, 50));
+  assert.deepEqual(s.ops, ["replace a@10", "touch"]);
+  stop.abort();
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const ended = await Promise.race([
+    run.then(() => "ended"),
+    new Promise((r) => {
+      timer = setTimeout(() => r("still reading 5 s after the stop"), 5000);
+    }),
+  ]);
+  clearTimeout(timer);
+  assert.equal(ended, "ended");
+  assert.deepEqual(s.logs.filter((l) => l.level !== "info" && l.level !== "debug"), []);
+});
+
 Deno.test("one fault's backoff does not spill into the next: a watch that delivers events resets it", async () => {
   // An API server restarted again and again (a rolling upgrade): each time the watch breaks,
   // the next one gets 410 (the new watch cache starts past us), and a relist follows.
