@@ -35,6 +35,25 @@ export interface EndpointView {
   ports: PortView[];
 }
 
+/**
+ * Distinct port lists kept shared. Past this many the table starts over: sharing is only an
+ * optimization, and a Service's slices nearly always declare the same one or two port lists.
+ */
+const MAX_INTERNED_PORTS = 256;
+const internedPorts = new Map<string, PortView[]>();
+
+/** The one shared array for a port list (by its JSON): the slices of a Service that declare the
+ * same ports share it, so the walk that collects a Service's ports sees one array, not one per
+ * slice version. */
+function internPorts(json: string): PortView[] {
+  let ports = internedPorts.get(json);
+  if (!ports) {
+    if (internedPorts.size >= MAX_INTERNED_PORTS) internedPorts.clear();
+    internedPorts.set(json, ports = JSON.parse(json) as PortView[]);
+  }
+  return ports;
+}
+
 function portsOf(slice: V1EndpointSlice): PortView[] {
   const ports: PortView[] = [];
   for (const p of slice.ports ?? []) {
@@ -48,21 +67,22 @@ function portsOf(slice: V1EndpointSlice): PortView[] {
 }
 
 function viewOf(e: V1Endpoint, slice: V1EndpointSlice, ports: PortView[]): EndpointView {
-  // API contract, as kube-proxy reads it: a nil ready means ready, a nil serving means serving.
-  const view: EndpointView = {
+  // Every field set, in one order: every view has the same shape, so the walks over a big
+  // Service's endpoints (filters, counts, serialization) stay monomorphic.
+  return {
     addresses: [...e.addresses],
     addressType: slice.addressType,
+    // API contract, as kube-proxy reads it: a nil ready means ready, a nil serving means serving.
     ready: e.conditions?.ready ?? true,
     serving: e.conditions?.serving ?? true,
     terminating: e.conditions?.terminating ?? false,
+    nodeName: e.nodeName || undefined,
+    zone: e.zone || undefined,
+    hostname: e.hostname || undefined,
+    targetRef: e.targetRef || undefined,
+    hints: e.hints || undefined,
     ports,
   };
-  if (e.nodeName) view.nodeName = e.nodeName;
-  if (e.zone) view.zone = e.zone;
-  if (e.hostname) view.hostname = e.hostname;
-  if (e.targetRef) view.targetRef = e.targetRef;
-  if (e.hints) view.hints = e.hints;
-  return view;
 }
 
 /** How good an endpoint's condition is: ready, then serving, then neither. */
@@ -78,8 +98,8 @@ export function endpointRank(e: EndpointView): number {
 export function sliceEndpoints(slice: V1EndpointSlice): Map<string, EndpointView> {
   const byKey = new Map<string, EndpointView>();
   if (slice.addressType !== "IPv4" && slice.addressType !== "IPv6") return byKey;
-  const ports = portsOf(slice);
-  const portsKey = JSON.stringify(ports);
+  const portsKey = JSON.stringify(portsOf(slice));
+  const ports = internPorts(portsKey);
   for (const e of slice.endpoints ?? []) {
     if (!e.addresses?.length) continue;
     const key = `${slice.addressType}|${e.addresses.join(",")}|${portsKey}`;

@@ -63,10 +63,10 @@ export class Watchdog {
     this.#arm();
   }
 
-  /** Something arrived on the watch. */
+  /** Something arrived on the watch. Only the time is noted: the one timer, when it fires,
+   * waits out the rest of the silence from there (no timer is re-armed per chunk). */
   touch(): void {
     this.#lastByteAt = Date.now();
-    this.#arm();
   }
 
   /** Stops watching (the watch ended). */
@@ -83,6 +83,10 @@ export class Watchdog {
 
   async #check(): Promise<void> {
     const silentMs = Date.now() - this.#lastByteAt;
+    if (silentMs < this.#o.probeAfterMs) {
+      this.#timer = setTimeout(() => this.#check(), this.#o.probeAfterMs - silentMs);
+      return;
+    }
     if (silentMs >= this.#o.idleTimeoutMs) {
       return this.#ac.abort(new QuietWatch(`watch sent nothing for ${silentMs} ms; restarting it`));
     }
