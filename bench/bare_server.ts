@@ -8,6 +8,7 @@
  *     --port=0 --body=body.json --headers=headers.json
  *
  * Prints one JSON line `{"listen":"127.0.0.1:PORT"}` on stdout once it listens. SIGTERM stops it.
+ * `GET /memory` answers `Deno.memoryUsage()` (the sidecar's is in its /metrics).
  *
  * Two switches add one part of what the sidecar does, to attribute its memory:
  * `--icu` compares two strings with `localeCompare` (which loads ICU collation data), and
@@ -41,6 +42,8 @@ const server = Deno.serve({
   signal: ac.signal,
   onListen: (addr) => console.log(JSON.stringify({ listen: `${addr.hostname}:${addr.port}` })),
 }, (req) => {
+  // The bench's reading of the JavaScript heap (never asked during a measured load).
+  if (req.url.endsWith("/memory")) return Response.json(Deno.memoryUsage());
   if (!req.url.endsWith("/endpoints")) return new Response("not found", { status: 404 });
   if (req.headers.get("If-None-Match") === etag) {
     return new Response(null, { status: 304, headers });

@@ -10,8 +10,9 @@ import { writeKubeconfig } from "../tests/support/cluster.ts";
 import type { Context } from "./_context.ts";
 import { countAddresses, podService } from "./_fixtures.ts";
 import { load, snapshot, startBare, startSidecar, type Variant } from "./_processes.ts";
+import { binaryResident } from "./_resident.ts";
 import type { MemoryProcess } from "./types.ts";
-import { procMemory, sleep } from "./util.ts";
+import { procMemory, round, sleep } from "./util.ts";
 
 const BARES: [key: string, label: string, args: string[]][] = [
   ["bare", "bare Deno.serve (bench/bare_server.ts)", []],
@@ -26,6 +27,21 @@ interface Target {
   variant: Variant;
   pid: number;
   url: string;
+}
+
+/** The JavaScript heap of a target, read after its idle reading: the sidecar's /metrics, the
+ * bare server's /memory. */
+async function jsHeap(t: Target): Promise<{ usedMB: number; totalMB: number } | undefined> {
+  const mb = (bytes: number) => round(bytes / 1e6, 1);
+  if (t.key === "sidecar" || t.key === "kubeconfig") {
+    const text = await (await fetch(`${t.url}/metrics`)).text();
+    const kind = (k: string) =>
+      Number(text.match(new RegExp(`^kpd_js_heap_bytes\\{kind="${k}"\\} (\\d+)$`, "m"))?.[1]);
+    const [used, total] = [kind("used"), kind("total")];
+    return Number.isFinite(used) ? { usedMB: mb(used), totalMB: mb(total) } : undefined;
+  }
+  const u = await (await fetch(`${t.url}/memory`)).json() as Deno.MemoryUsage;
+  return { usedMB: mb(u.heapUsed), totalMB: mb(u.heapTotal) };
 }
 
 /** Fills `results.memory`. */
@@ -72,12 +88,21 @@ export async function memory(ctx: Context): Promise<void> {
   const atReady = targets.map((t) => procMemory(t.pid));
   for (const t of targets) await load(t.url, ctx.sizes.loadRequests);
   await sleep(ctx.sizes.idleWaitMs);
-  const processes: MemoryProcess[] = targets.map((t, i) => ({
-    key: t.key,
-    label: t.label,
-    variant: t.variant,
-    sample: { atReady: atReady[i]!, idle: procMemory(t.pid) },
-  }));
+  const processes: MemoryProcess[] = [];
+  for (const [i, t] of targets.entries()) {
+    const idle = procMemory(t.pid);
+    processes.push({
+      key: t.key,
+      label: t.label,
+      variant: t.variant,
+      sample: {
+        atReady: atReady[i]!,
+        idle,
+        binary: binaryResident(t.pid),
+        jsHeap: await jsHeap(t),
+      },
+    });
+  }
   ctx.results.memory = {
     endpoints: countAddresses(snap!.body),
     requests: ctx.sizes.loadRequests,

@@ -35,8 +35,36 @@ function memorySection(r: Results): string[] {
       } | ${d} |`,
     );
   }
-  out.push("", ...memoryReading(mem.processes));
+  out.push("", ...memoryReading(mem.processes), ...memoryParts(mem.processes));
   return [...out, ""];
+}
+
+/** The same idle readings split by where the pages are: the runtime's code and data, the heap. */
+function memoryParts(processes: MemoryProcess[]): string[] {
+  const rows = processes.filter((p) => p.sample.binary || p.sample.jsHeap);
+  if (!rows.length) return [];
+  const out = [
+    "",
+    "Where those idle pages are: the `deno` binary's resident pages by ELF section (from",
+    "`/proc/PID/pagemap`, `bench/_resident.ts`: `.text` is the runtime's machine code, more of",
+    "which is in memory the more of Deno's native code a process runs; `.rodata` holds V8's",
+    "snapshot and ICU's data), and the JavaScript heap (`Deno.memoryUsage()`: the sidecar's",
+    "`kpd_js_heap_bytes`, the bare server's `/memory`), which is part of RssAnon.",
+    "",
+    "| process | flags | `.text` | `.rodata` | rest of the binary | RssAnon | JS heap used / committed |",
+    "| --- | --- | --- | --- | --- | --- | --- |",
+  ];
+  for (const x of rows) {
+    const b = x.sample.binary, h = x.sample.jsHeap;
+    out.push(
+      `| ${x.label} | ${x.variant} | ${b ? `${f(b.textMB)} MB` : "–"} | ${
+        b ? `${f(b.rodataMB)} MB` : "–"
+      } | ${b ? `${f(b.restMB)} MB` : "–"} | ${f(x.sample.idle.anonMB)} MB | ${
+        h ? `${f(h.usedMB)} / ${f(h.totalMB)} MB` : "–"
+      } |`,
+    );
+  }
+  return out;
 }
 
 /** Where the sidecar's memory above the bare server goes, per variant. */
@@ -64,8 +92,26 @@ function memoryReading(processes: MemoryProcess[]): string[] {
         ` MB; the ${f(side - watch)} MB beyond the bare server with a watch are the sidecar's own` +
         " modules and heap (ICU included, if it collates).",
     );
+    const split = partsAbove(processes, v);
+    if (split) out.push(split);
   }
   return out;
+}
+
+/** The sidecar's idle pages above the bare server's, split by where they are. */
+function partsAbove(processes: MemoryProcess[], v: string): string | undefined {
+  const at = (key: string) => processes.find((p) => p.key === key && p.variant === v)?.sample;
+  const [side, bare, watch] = [at("sidecar"), at("bare"), at("bare+watch")];
+  if (!side?.binary || !bare?.binary || !side.jsHeap || !bare.jsHeap) return undefined;
+  const d = (g: (s: NonNullable<typeof side>) => number) => f(g(side) - g(bare));
+  const tls = watch?.binary
+    ? `, of which ${f(watch.binary.textMB - bare.binary.textMB)} MB` +
+      " the bare server's list/watch over TLS also runs"
+    : "";
+  return `  Split: runtime code (\`.text\`) +${d((s) => s.binary!.textMB)} MB${tls}; ` +
+    `\`.rodata\` +${d((s) => s.binary!.rodataMB)} MB; JS heap committed ` +
+    `+${d((s) => s.jsHeap!.totalMB)} MB (used +${d((s) => s.jsHeap!.usedMB)} MB); ` +
+    `RssAnon +${d((s) => s.idle.anonMB)} MB in all.`;
 }
 
 function servingSection(r: Results): string[] {

@@ -5,6 +5,7 @@
  * @module
  */
 import type { Variant } from "./_processes.ts";
+import type { BinaryResident } from "./_resident.ts";
 import type { ProcMemory, Summary, WrkResult } from "./util.ts";
 
 export type { Variant };
@@ -13,6 +14,10 @@ export type { Variant };
 export interface MemorySample {
   atReady: ProcMemory;
   idle: ProcMemory;
+  /** At idle: the `deno` binary's resident pages by section (bench/_resident.ts; root only). */
+  binary?: BinaryResident;
+  /** At idle: the JavaScript heap, used and committed (MB). */
+  jsHeap?: { usedMB: number; totalMB: number };
 }
 
 /** One start-up run. */

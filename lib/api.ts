@@ -19,6 +19,7 @@ import { serialized } from "./serialize.ts";
 import { sseResponse } from "./sse.ts";
 import { SseHistory } from "./sse_history.ts";
 import { Waiters } from "./waiters.ts";
+import { isoTime } from "./iso_time.ts";
 
 /** Options for {@linkcode createApi}. */
 export interface ApiOptions {
@@ -225,7 +226,7 @@ function listServices(cache: EndpointCache, req: Request, health: HealthRegistry
     namespace: v.namespace,
     name: v.name,
     index: v.index,
-    lastUpdated: v.changedAt.toISOString(),
+    lastUpdated: isoTime(v.changedAt),
     endpoints: countEndpoints(v.endpoints),
   }));
   return jsonResponse({ index: cache.index, services }, { headers });

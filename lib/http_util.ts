@@ -4,6 +4,7 @@
  *
  * @module
  */
+import { isoTime } from "./iso_time.ts";
 
 /** The Content-Type of every JSON answer. */
 export const JSON_TYPE = "application/json; charset=utf-8";
@@ -53,7 +54,7 @@ export function addStaleness(
   now: number,
 ): Record<string, string> {
   if (at === undefined || !Number.isFinite(at) || at <= 0) return headers;
-  if (at !== isoAt) [isoAt, isoText] = [at, new Date(at).toISOString()];
+  if (at !== isoAt) [isoAt, isoText] = [at, isoTime(at)];
   headers["X-Discovery-Last-Updated"] = isoText;
   headers["X-Discovery-Age-Seconds"] = String(Math.max(0, Math.floor((now - at) / 1000)));
   return headers;

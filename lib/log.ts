@@ -5,6 +5,7 @@
  *
  * @module
  */
+import { isoTime } from "./iso_time.ts";
 
 /** Log levels, least to most severe. */
 export type LogLevel = "debug" | "info" | "warn" | "error";
@@ -54,7 +55,7 @@ export function createLogger(level: LogLevel, options: LoggerOptions = {}): Logg
     log(l, msg, fields = {}) {
       if (LOG_LEVELS.indexOf(l) < min) return;
       const f = redact(fields) as LogFields;
-      write(JSON.stringify({ time: new Date().toISOString(), level: l, msg, ...f }));
+      write(JSON.stringify({ time: isoTime(Date.now()), level: l, msg, ...f }));
     },
   };
 }

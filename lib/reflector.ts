@@ -53,7 +53,8 @@ export interface ReflectorStats {
   expired: number;
   events: number;
   backoffMs: number;
-  lastEventAt?: Date;
+  /** When the last event or bookmark arrived, ms since the epoch. */
+  lastEventAt?: number;
   lastError?: string;
 }
 
@@ -488,7 +489,7 @@ export class Reflector {
     if (ev.type === "ERROR") throw statusError(ev.object);
     const rv = ev.object.metadata?.resourceVersion;
     this.#received++;
-    this.stats.lastEventAt = new Date();
+    this.stats.lastEventAt = Date.now();
     if (ev.type === "BOOKMARK") {
       this.#store.touch();
     } else {

@@ -16,6 +16,7 @@ import { etag as etagOf } from "./etag.ts";
 import { HealthRegistry } from "./health.ts";
 import { addStaleness, errorResponse, etagMatches, JSON_TYPE, jsonResponse } from "./http_util.ts";
 import type { Histogram, Labels, Metrics } from "./metrics.ts";
+import { isoTime } from "./iso_time.ts";
 
 /** Options for {@linkcode createHandler}. */
 export interface HandlerOptions extends Partial<ApiOptions> {
@@ -55,7 +56,7 @@ export type SeedPattern = "/endpoints/" | "/endpoints/last_updated/" | "/health/
  * (truncated, as Go's Format does) and `+0000`, e.g. `2026-11-27T13:25:46+0000`.
  */
 export function goTimestamp(ms: number): string {
-  return new Date(ms).toISOString().slice(0, 19) + "+0000";
+  return isoTime(ms).slice(0, 19) + "+0000";
 }
 
 const ALLOWED = "GET, HEAD";
@@ -110,7 +111,7 @@ export function createHandler(cache: EndpointCache, options: HandlerOptions = {}
       return jsonResponse(`{"lastUpdated": "${goTimestamp(at)}"}`, {
         headers: {
           "Cache-Control": "no-cache",
-          "X-Discovery-Last-Updated": new Date(at).toISOString(),
+          "X-Discovery-Last-Updated": isoTime(at),
           "X-Discovery-Age-Seconds": String(Math.max(0, Math.floor((now() - at) / 1000))),
         },
       });
@@ -220,7 +221,7 @@ function readyz(cache: EndpointCache, health: HealthRegistry, maxStalenessMs: nu
         return errorResponse(
           503,
           `stale: the watch of namespace ${h.namespace} has been broken since ` +
-            `${new Date(h.brokenSince).toISOString()} (${h.lastError}); ` +
+            `${isoTime(h.brokenSince)} (${h.lastError}); ` +
             "the last good view is still served",
         );
       }

@@ -10,6 +10,7 @@
 import type { EndpointView, PortView } from "./endpoints.ts";
 import { filterEndpoints, type Query, targets } from "./query.ts";
 import type { ServiceView } from "./service_view.ts";
+import { isoTime } from "./iso_time.ts";
 
 /** An endpoint's JSON text, for as long as the endpoint object lives. */
 const fragments = new WeakMap<EndpointView, string>();
@@ -28,7 +29,7 @@ export function serviceBody(view: ServiceView, q: Query): string {
     namespace: view.namespace,
     name: view.name,
     index: view.index,
-    lastUpdated: view.changedAt.toISOString(),
+    lastUpdated: isoTime(view.changedAt),
     ports: portsOf(view),
   });
   const tail = q.port === undefined
@@ -44,7 +45,7 @@ export function serviceJson(view: ServiceView, q: Query): Record<string, unknown
     namespace: view.namespace,
     name: view.name,
     index: view.index,
-    lastUpdated: view.changedAt.toISOString(),
+    lastUpdated: isoTime(view.changedAt),
     ports: portsOf(view),
     endpoints: endpoints.map(endpointJson),
   };

@@ -22,8 +22,8 @@ export class ServiceView {
   readonly index: number;
   /** Unique per view within the process: what an ETag of this view is made from. */
   readonly generation: number;
-  /** When this view was made (the Service's endpoints last changed). */
-  readonly changedAt: Date;
+  /** When this view was made (the Service's endpoints last changed), ms since the epoch. */
+  readonly changedAt: number;
   /** The merged, de-duplicated endpoints. */
   readonly endpoints: readonly EndpointView[];
   /** True for a tombstone: the Service left the view (no longer selected, or gone), at `index`;
@@ -48,7 +48,7 @@ export class ServiceView {
     this.generation = nextGeneration++;
     this.endpoints = state.endpoints;
     this.removed = state.removed ?? false;
-    this.changedAt = new Date();
+    this.changedAt = Date.now();
   }
 
   /** The v1 Endpoints JSON body, serialized on first use and kept. */

@@ -284,7 +284,7 @@ function sidecarMetrics(
   m.gauge(
     "kpd_last_event_age_seconds",
     "Seconds since the last watch event or bookmark",
-    per((r) => r.stats.lastEventAt ? (Date.now() - r.stats.lastEventAt.getTime()) / 1000 : -1),
+    per((r) => r.stats.lastEventAt ? (Date.now() - r.stats.lastEventAt) / 1000 : -1),
   );
   m.gauge("kpd_open_watchers", "Open SSE streams and blocking queries", () => [
     [{ kind: "sse" }, watchers.sse],
@@ -301,5 +301,16 @@ function sidecarMetrics(
     "1 once every namespace had a complete list",
     () => [[{}, cache.ready ? 1 : 0]],
   );
+  // What a memory limit is set against: the process's resident memory, and the part of it that
+  // is the JavaScript heap (the rest is the runtime: its code, TLS, HTTP).
+  m.gauge(
+    "process_resident_memory_bytes",
+    "Resident memory of the process",
+    () => [[{}, Deno.memoryUsage().rss]],
+  );
+  m.gauge("kpd_js_heap_bytes", "JavaScript heap by kind (used, total committed)", () => {
+    const u = Deno.memoryUsage();
+    return [[{ kind: "used" }, u.heapUsed], [{ kind: "total" }, u.heapTotal]];
+  });
   return m;
 }

@@ -383,6 +383,9 @@ Deno.test(
         /kpd_watch_starts_total\{namespace="[^"]+",resource="endpointslices.discovery.k8s.io"\} \d+/,
       );
       assert.match(metrics, /kpd_http_request_duration_seconds_bucket/);
+      const rss = Number(metrics.match(/^process_resident_memory_bytes (\d+)$/m)?.[1]);
+      const heap = Number(metrics.match(/^kpd_js_heap_bytes\{kind="used"\} (\d+)$/m)?.[1]);
+      assert.ok(rss > 10e6 && heap > 1e6 && heap < rss, `rss ${rss}, heap used ${heap}`);
     } finally {
       await sidecar.stop();
       await mount.remove();
