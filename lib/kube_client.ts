@@ -142,6 +142,13 @@ interface HttpsOptions {
   key?: Uint8Array;
   headers?: Record<string, string>;
   rejectUnauthorized?: boolean;
+  /** `username:password` of a kubeconfig user with basic auth. */
+  auth?: string;
+}
+
+/** The Authorization header of basic auth (`user:password`, UTF-8), as client-go sends it. */
+function basicAuth(auth: string): string {
+  return `Basic ${btoa(String.fromCharCode(...new TextEncoder().encode(auth)))}`;
 }
 
 async function fromKubeconfig(path: string, context?: string): Promise<KubeConnection> {
@@ -196,6 +203,10 @@ async function fromKubeconfig(path: string, context?: string): Promise<KubeConne
       await kc.applyToHTTPSOptions(opts as never);
       const headers = new Headers(init.headers);
       for (const [k, v] of Object.entries(opts.headers ?? {})) headers.set(k, String(v));
+      // client-node hands basic auth over as Node's `auth` option, which fetch has no use for.
+      if (opts.auth && !headers.has("Authorization")) {
+        headers.set("Authorization", basicAuth(opts.auth));
+      }
       return await fetch(`${server}${p}`, { ...init, headers, client });
     },
     unauthorized() {},

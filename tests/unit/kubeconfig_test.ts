@@ -98,3 +98,55 @@ Deno.test("a kubeconfig's proxy-url is honoured: requests go through that proxy"
   });
   proxy.close();
 });
+
+Deno.test(
+  "a kubeconfig user with a username and password sends them as basic auth, as client-go does",
+  T,
+  async () => {
+    const seen: (string | null)[] = [];
+    const server = Deno.serve({
+      hostname: "127.0.0.1",
+      port: 0,
+      onListen() {},
+      cert: Deno.readTextFileSync(new URL("testdata/tls-server.crt", import.meta.url)),
+      key: Deno.readTextFileSync(new URL("testdata/tls-server.key", import.meta.url)),
+    }, (req) => {
+      seen.push(req.headers.get("authorization"));
+      return Response.json({ major: "1", minor: "37" });
+    });
+    try {
+      await inTempDir(async (dir) => {
+        await Deno.writeTextFile(
+          `${dir}/config`,
+          JSON.stringify({
+            apiVersion: "v1",
+            kind: "Config",
+            "current-context": "c",
+            contexts: [{ name: "c", context: { cluster: "k", user: "u" } }],
+            clusters: [{
+              name: "k",
+              cluster: {
+                server: `https://127.0.0.1:${server.addr.port}`,
+                "certificate-authority": new URL("testdata/tls-ca.crt", import.meta.url).pathname,
+              },
+            }],
+            users: [{ name: "u", user: { username: "admin", password: "pä:ss" } }],
+          }),
+        );
+        const conn = await connect({
+          kubeconfig: `${dir}/config`,
+          serviceAccountDir: "/nonexistent",
+        });
+        try {
+          await (await conn.fetch("/version")).body?.cancel();
+        } finally {
+          conn.close();
+        }
+      });
+      const utf8 = String.fromCharCode(...new TextEncoder().encode("admin:pä:ss"));
+      assert.deepEqual(seen, [`Basic ${btoa(utf8)}`]);
+    } finally {
+      await server.shutdown();
+    }
+  },
+);
