@@ -290,7 +290,12 @@ Deno.test(
     const conns: Deno.TcpConn[] = [];
     try {
       const path = `/v1/services/${ns}/web`;
-      await waitFor(async () => (await sidecar.request(path)).status === 200);
+      // Both Pods in the view first: a query on an index the controller's next slice write moves
+      // past answers at once (the test then waited in vain for 10,000 held queries).
+      await waitFor(async () => {
+        const r = await sidecar.request(path);
+        return r.status === 200 && r.json().endpoints.length === 2;
+      });
       const index = (await sidecar.request(path)).json().index;
       const before = await rssBytes(sidecar.pid);
       const request = new TextEncoder().encode(
