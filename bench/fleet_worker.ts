@@ -95,7 +95,7 @@ Deno.addSignalListener("SIGTERM", () => ac.abort());
 const log = createLogger("warn");
 
 /** Each client's run, and whether it has ended (for the report of a stop that hangs). */
-const runs: { stats: () => unknown; done: boolean; promise: Promise<void> }[] = [];
+const runs: { reflector: Reflector; done: boolean; promise: Promise<void> }[] = [];
 
 async function watchers(): Promise<void> {
   for (let i = 0; i < count; i++) {
@@ -106,7 +106,7 @@ async function watchers(): Promise<void> {
       connection,
       log,
     });
-    const run = { stats: () => r.stats, done: false, promise: Promise.resolve() };
+    const run = { reflector: r, done: false, promise: Promise.resolve() };
     run.promise = r.run(ac.signal).finally(() => {
       run.done = true;
       connection.close();
@@ -191,7 +191,7 @@ if (!ended) {
   console.error(
     `fleet worker: ${stuck.length} of ${runs.length} reflectors still running ` +
       `${STOP_GRACE_MS} ms after the stop: ${
-        JSON.stringify(stuck.slice(0, 3).map((r) => r.stats()))
+        JSON.stringify(stuck.slice(0, 3).map((r) => r.reflector.stats))
       }`,
   );
 }

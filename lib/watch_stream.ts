@@ -60,7 +60,7 @@ export class Watchdog {
   constructor(controller: AbortController, options: WatchdogOptions) {
     this.#ac = controller;
     this.#o = { probeAfterMs: PROBE_AFTER_MS, probeTimeoutMs: PROBE_TIMEOUT_MS, ...options };
-    this.#arm();
+    this.#arm(this.#o.probeAfterMs);
   }
 
   /** Something arrived on the watch. Only the time is noted: the one timer, when it fires,
@@ -75,18 +75,14 @@ export class Watchdog {
     clearTimeout(this.#timer);
   }
 
-  #arm(): void {
-    clearTimeout(this.#timer);
-    if (this.#stopped) return;
-    this.#timer = setTimeout(() => this.#check(), this.#o.probeAfterMs);
+  /** The one timer: the next check in `ms`. */
+  #arm(ms: number): void {
+    this.#timer = setTimeout(() => this.#check(), ms);
   }
 
   async #check(): Promise<void> {
     const silentMs = Date.now() - this.#lastByteAt;
-    if (silentMs < this.#o.probeAfterMs) {
-      this.#timer = setTimeout(() => this.#check(), this.#o.probeAfterMs - silentMs);
-      return;
-    }
+    if (silentMs < this.#o.probeAfterMs) return this.#arm(this.#o.probeAfterMs - silentMs);
     if (silentMs >= this.#o.idleTimeoutMs) {
       return this.#ac.abort(new QuietWatch(`watch sent nothing for ${silentMs} ms; restarting it`));
     }
@@ -105,10 +101,7 @@ export class Watchdog {
     if (this.#stopped) return;
     this.#o.onAlive?.();
     // Probe again after another quiet spell; the idle check counts from the last byte.
-    this.#timer = setTimeout(
-      () => this.#check(),
-      Math.min(this.#o.probeAfterMs, Math.max(0, this.#o.idleTimeoutMs - silentMs)) || 1,
-    );
+    this.#arm(Math.min(this.#o.probeAfterMs, Math.max(0, this.#o.idleTimeoutMs - silentMs)) || 1);
   }
 }
 
