@@ -12,7 +12,7 @@ import { countAddresses, podService } from "./_fixtures.ts";
 import { load, snapshot, startBare, startSidecar, type Variant } from "./_processes.ts";
 import { binaryResident } from "./_resident.ts";
 import type { MemoryProcess } from "./types.ts";
-import { procMemory, round, sleep } from "./util.ts";
+import { parseMetric, procMemory, round, sleep } from "./util.ts";
 
 const BARES: [key: string, label: string, args: string[]][] = [
   ["bare", "bare Deno.serve (bench/bare_server.ts)", []],
@@ -34,11 +34,12 @@ interface Target {
 async function jsHeap(t: Target): Promise<{ usedMB: number; totalMB: number } | undefined> {
   const mb = (bytes: number) => round(bytes / 1e6, 1);
   if (t.key === "sidecar" || t.key === "kubeconfig") {
-    const text = await (await fetch(`${t.url}/metrics`)).text();
-    const kind = (k: string) =>
-      Number(text.match(new RegExp(`^kpd_js_heap_bytes\\{kind="${k}"\\} (\\d+)$`, "m"))?.[1]);
+    const heap = parseMetric(await (await fetch(`${t.url}/metrics`)).text(), "kpd_js_heap_bytes");
+    const kind = (k: string) => [...heap.values()].find((c) => c.labels.kind === k)?.value;
     const [used, total] = [kind("used"), kind("total")];
-    return Number.isFinite(used) ? { usedMB: mb(used), totalMB: mb(total) } : undefined;
+    return used !== undefined && total !== undefined
+      ? { usedMB: mb(used), totalMB: mb(total) }
+      : undefined;
   }
   const u = await (await fetch(`${t.url}/memory`)).json() as Deno.MemoryUsage;
   return { usedMB: mb(u.heapUsed), totalMB: mb(u.heapTotal) };
