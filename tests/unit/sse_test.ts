@@ -29,16 +29,19 @@ function setup() {
     const resp = await api(new Request(`http://x${path}`, { headers }), path)!;
     return { resp, read: reader(resp) };
   };
-  return { cache, store: cache.sliceStore("ns"), open, drain };
+  const raw = async (path: string) =>
+    (await api(new Request(`http://x${path}`), path))!.body!.getReader();
+  return { cache, store: cache.sliceStore("ns"), open, raw, drain };
 }
 
-/** Reads raw text until `until` matches it (or the stream ends). */
+/** Reads raw text until `until` matches it, or with `"end"` until the stream ends (an error if
+ * it does not end in time). */
 function reader(resp: Response) {
   const r = resp.body?.pipeThrough(new TextDecoderStream()).getReader();
   let buf = "";
-  return async (until: RegExp, timeoutMs = 2000): Promise<string> => {
+  return async (until: RegExp | "end", timeoutMs = 2000): Promise<string> => {
     const deadline = Date.now() + timeoutMs;
-    while (!until.test(buf)) {
+    while (until === "end" || !until.test(buf)) {
       let timer: ReturnType<typeof setTimeout> | undefined;
       const next = await Promise.race([
         r!.read(),
@@ -66,7 +69,7 @@ Deno.test("a stream opened before the first list is 200, says retry and waits, t
   const snap = await read(/\n\n/, 3000);
   assert.match(snap, /^event: snapshot\nid: 5\ndata: \{"namespace":"ns","name":"web"/);
   drain.abort();
-  assert.equal(await read(/$^/), "", "drain ends the stream");
+  assert.equal(await read("end"), "", "drain ends the stream");
 });
 
 Deno.test("a Service that is not configured is 404 before the first list too", async () => {
@@ -105,12 +108,23 @@ Deno.test("Last-Event-ID within the history resumes; older gets event: reset and
 });
 
 Deno.test("two streams with the same filters are handed the very same bytes", async () => {
-  const { cache, store } = setup();
+  const { store, raw, drain } = setup();
   store.replace([slice("a", ["10.0.0.1"], "5")], "5");
-  const { serialized } = await import("../../lib/serialize.ts");
-  const view = cache.view("ns", "web")!;
-  const a = serialized(view, "shape", () => "{}");
-  const b = serialized(view, "shape", () => "other");
-  assert.equal(a, b);
-  assert.equal(a.frame("update"), b.frame("update"));
+  const [a, b] = [await raw("/v1/watch/ns/web"), await raw("/v1/watch/ns/web")];
+  const decoder = new TextDecoder();
+  const nextEvent = async (r: ReadableStreamDefaultReader<Uint8Array>) => {
+    for (;;) {
+      const { value } = await r.read();
+      if (decoder.decode(value).startsWith("event: ")) return value!;
+    }
+  };
+  const [snapA, snapB] = [await nextEvent(a), await nextEvent(b)];
+  assert.match(decoder.decode(snapA), /^event: snapshot\nid: 5\n/);
+  assert.equal(snapA, snapB, "one Uint8Array shared by both streams, not two copies");
+  store.apply("MODIFIED", slice("a", ["10.0.0.1", "10.0.0.2"], "6"));
+  const [updA, updB] = [await nextEvent(a), await nextEvent(b)];
+  assert.match(decoder.decode(updA), /^event: update\nid: 6\n/);
+  assert.equal(updA, updB, "one Uint8Array shared by both streams, not two copies");
+  drain.abort();
+  await Promise.all([a.cancel(), b.cancel()]);
 });
