@@ -26,11 +26,12 @@ function setup(watched: Watched, primary?: string) {
   return { cache, get, store, drain };
 }
 
-/** Records every (ETag, body) pair seen and fails when one ETag shows two bodies. */
+/** Records every (ETag, body) pair seen and fails when one ETag shows two bodies, or when a
+ * route answers anything but 200 (a route regressed to 503 would otherwise check nothing). */
 function etagLedger() {
   const seen = new Map<string, string>();
   return (path: string, r: { status: number; headers: Headers; body: string }) => {
-    if (r.status !== 200) return;
+    assert.equal(r.status, 200, `${path}: ${r.body}`);
     const tag = `${path} ${r.headers.get("etag")}`;
     const before = seen.get(tag);
     assert.ok(before === undefined || before === r.body, `${tag} named two bodies`);
@@ -86,11 +87,13 @@ Deno.test("across a scripted history one ETag never names two bodies on any rout
   await look();
 });
 
-Deno.test("ETags name the process: another cache with the same state has the same tag only in this process", async () => {
+Deno.test("ETags name the process: a tag starts with this process's epoch, which another process does not share", async () => {
   const one = setup({ kind: "all" });
   one.store.replace([slice("a", ["10.0.0.1"], "5")], "10");
   const tag = (await one.get("/v1/services/ns/a")).headers.get("etag")!;
   const epoch = tag.slice(1).split(".")[0];
+  const { PROCESS_EPOCH } = await import("../../lib/etag.ts");
+  assert.equal(epoch, PROCESS_EPOCH);
   const child = new Deno.Command(Deno.execPath(), {
     args: [
       "eval",
