@@ -26,9 +26,18 @@ Deno.test("defaults: port 8080 on every interface with the data for loopback onl
 });
 
 Deno.test("a flag wins over its env var, in both --flag=v and --flag v forms", () => {
-  const c = load(["--listen-port=7000", "--service-name", "api"], SEED);
-  assert.equal(c.listenPort, 7000);
-  assert.deepEqual(c.services, [{ namespace: "", name: "api" }]);
+  const env = { ...SEED, KUBERNETES_POD_DISCOVERY_LISTEN_PORT: "9000" };
+  for (
+    const args of [["--listen-port=7000", "--service-name", "api"], [
+      "--listen-port",
+      "7000",
+      "--service-name=api",
+    ]]
+  ) {
+    const c = load(args, env);
+    assert.equal(c.listenPort, 7000, args.join(" "));
+    assert.deepEqual(c.services, [{ namespace: "", name: "api" }], args.join(" "));
+  }
 });
 
 Deno.test("several services, with and without a namespace, in one setting", () => {

@@ -32,13 +32,16 @@ async function inTempDir<T>(fn: (dir: string) => Promise<T>): Promise<T> {
 }
 
 Deno.test(
-  "--kubeconfig=config (a relative path) finds ca.crt beside the kubeconfig, not under config/",
+  "--kubeconfig=kube/config (a relative path) finds ca.crt beside the kubeconfig, not in the working directory nor under config/",
   T,
   async () => {
     await inTempDir(async () => {
-      await Deno.writeTextFile("ca.crt", CA);
-      await Deno.writeTextFile("config", kubeconfig({ "certificate-authority": "ca.crt" }));
-      const conn = await connect({ kubeconfig: "config", serviceAccountDir: "/nonexistent" });
+      // The working directory is not the kubeconfig's: only resolving against the kubeconfig's
+      // own directory finds the CA.
+      await Deno.mkdir("kube");
+      await Deno.writeTextFile("kube/ca.crt", CA);
+      await Deno.writeTextFile("kube/config", kubeconfig({ "certificate-authority": "ca.crt" }));
+      const conn = await connect({ kubeconfig: "kube/config", serviceAccountDir: "/nonexistent" });
       assert.equal(conn.mode, "kubeconfig");
       assert.equal(conn.namespace, "ns1");
       conn.close();
