@@ -5,6 +5,7 @@
  * @module
  */
 import { ConfigError, helpText, loadConfig } from "./lib/config.ts";
+import { inClusterOnlyRefusal } from "./lib/in_cluster_only.ts";
 import { captureConsole, createLogger } from "./lib/log.ts";
 import { startSidecar } from "./lib/sidecar.ts";
 
@@ -29,6 +30,11 @@ async function main(): Promise<number> {
   Deno.addSignalListener("SIGINT", onSignal);
   try {
     const config = loadConfig(Deno.args);
+    const refusal = inClusterOnlyRefusal({
+      kubeconfig: config.kubeconfig,
+      env: (n) => Deno.env.get(n),
+    });
+    if (refusal) throw new ConfigError(refusal);
     const log = createLogger(config.logLevel);
     const sidecar = await startSidecar(config, { log, signal: controller.signal });
     // From here on the log is JSON only: what the runtime prints goes through it too.
