@@ -537,10 +537,12 @@ async function deleteService(ns: string, name: string): Promise<void> {
   );
 }
 
-/** Records every (route, ETag) → body seen and fails when one ETag shows two bodies. */
+/** Records every (route, ETag) → body seen and fails when one ETag shows two bodies, or when a
+ * route answers another status than `expected` (a route regressed to 503 would check nothing). */
 function etagLedger() {
   const seen = new Map<string, string>();
-  return (path: string, r: { status: number; headers: Headers; text: string }) => {
+  return (path: string, r: { status: number; headers: Headers; text: string }, expected = 200) => {
+    assert.equal(r.status, expected, `${path}: ${r.text}`);
     if (r.status !== 200) return;
     const tag = `${path} ${r.headers.get("etag")}`;
     const before = seen.get(tag);
@@ -562,8 +564,9 @@ Deno.test(
     const mount = await podMount(ns);
     const sidecar = await spawnSidecar({ env: mount.env, args: ["--all-services"] });
     const ledger = etagLedger();
-    const look = async () => {
-      for (const p of ["/v1/services", `/v1/services/${ns}/b`]) ledger(p, await sidecar.request(p));
+    const look = async (bStatus = 200) => {
+      ledger("/v1/services", await sidecar.request("/v1/services"));
+      ledger(`/v1/services/${ns}/b`, await sidecar.request(`/v1/services/${ns}/b`), bStatus);
     };
     try {
       await waitFor(async () =>
@@ -605,7 +608,7 @@ Deno.test(
       await createPods(ns, 1, { labels: { app: "c" }, nodeName: node, prefix: "c" });
       await deleteService(ns, "b");
       await waitFor(async () => (await services(sidecar)).join() === `${ns}/c`);
-      await look();
+      await look(404);
       // A relist that changes nothing keeps the list's tag.
       const tag = (await sidecar.request("/v1/services")).headers.get("etag")!;
       assert.equal(

@@ -272,9 +272,13 @@ Deno.test("after an etcd compaction and an API server restart, data survives and
 
     await restartAPIServer();
 
-    // A watch that was open across the restart ends or fails; it does not hang.
+    // A watch that was open across the restart ends or fails; it does not hang: 10 s with no
+    // event and no end is a failure, not an ending.
     while (true) {
       const event = await open.next({ timeoutMs: 10_000 }).catch((err: Error) => err);
+      if (event instanceof Error && /^timed out after/.test(event.message)) {
+        assert.fail(`the watch open across the restart hangs: ${event.message}`);
+      }
       if (event === undefined || event instanceof Error) break;
     }
   } finally {

@@ -134,6 +134,11 @@ Deno.test(
       for (const s of states) {
         assert.equal(s.services.get(`${ns}/web`)!.endpoints.length, wantReady);
       }
+      // The readers got there on their first stream: none failed, ended or reconnected.
+      for (const r of readers) {
+        assert.equal(r.fatal, undefined);
+        assert.deepEqual([r.opens, r.endings], [1, []], "one stream, still open");
+      }
       peak = Math.max(peak, await rssBytes(sidecar.pid));
       console.log(
         `fanout: VmRSS ${mb(before)} MB ready, ${mb(withStreams)} MB with 1,000 streams, ` +

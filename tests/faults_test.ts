@@ -98,6 +98,8 @@ Deno.test(
     const seen: number[] = [];
     const ac = new AbortController();
     const sse = await fetch(`${sidecar.url}/v1/watch/${ns}/web`, { signal: ac.signal });
+    // How the stream ended: only our own abort at the end is expected.
+    let streamError: unknown;
     const reader = (async () => {
       let buf = "";
       try {
@@ -106,7 +108,10 @@ Deno.test(
           for (const m of buf.matchAll(/^id: ?(\d+)$/gm)) seen.push(Number(m[1]));
           buf = buf.slice(buf.lastIndexOf("\n") + 1);
         }
-      } catch { /* aborted at the end */ }
+        if (!ac.signal.aborted) streamError = new Error("the SSE stream ended before the test did");
+      } catch (e) {
+        if (!ac.signal.aborted) streamError = e;
+      }
     })();
     try {
       const ips: string[] = [];
@@ -122,6 +127,9 @@ Deno.test(
       }
       ac.abort();
       await reader;
+      assert.equal(streamError, undefined, `the SSE stream failed: ${streamError}`);
+      // The snapshot and at least one event per added Pod: the loop below has something to check.
+      assert.ok(seen.length >= 5, `SSE ids seen: ${seen.join(",")}`);
       for (let i = 1; i < seen.length; i++) {
         assert.ok(seen[i] >= seen[i - 1], `index went back: ${seen.slice(0, i + 1).join(",")}`);
       }

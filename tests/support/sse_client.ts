@@ -59,7 +59,8 @@ export interface StrictReader {
   readonly fatal: string | undefined;
   /** Connections that were answered 200 text/event-stream. */
   readonly opens: number;
-  /** How each stream ended: "clean" (the server ended it) or "error" (cut or refused). */
+  /** How each stream ended: "clean" (the server ended it) or "error" (cut or refused; a message
+   * the reader could not apply is `fatal` instead). */
   readonly endings: ("clean" | "error")[];
   /** Stops reconnecting and closes the current stream. */
   close(): void;
@@ -90,11 +91,15 @@ export function strictReader(url: string, options: StrictReaderOptions): StrictR
         for await (const line of lines(resp.body!)) {
           if (line === "") {
             if (data.length) {
-              options.onMessage({
-                event: event || "message",
-                id: lastEventId,
-                data: data.join("\n"),
-              });
+              const message = { event: event || "message", id: lastEventId, data: data.join("\n") };
+              try {
+                options.onMessage(message);
+              } catch (e) {
+                // Not a network error: a message the client could not apply ends the reader.
+                fatal = `cannot apply ${JSON.stringify(message).slice(0, 200)}: ${e}`;
+                abort.abort();
+                return;
+              }
             }
             data = [];
             event = "";
