@@ -372,7 +372,7 @@ Deno.test(
       const metrics = (await sidecar.request("/metrics")).text;
       assert.match(
         metrics,
-        /kpd_http_requests_total\{route="\/v1\/services\/\{namespace\}\/\{name\}",code="304"\} 1/,
+        /^kpd_http_requests_total\{route="\/v1\/services\/\{namespace\}\/\{name\}",code="304"\} 1$/m,
       );
       assert.match(
         metrics,
@@ -457,7 +457,7 @@ Deno.test(
         () => fetch(`${sidecar.url}${path}?index=${index}&wait=30s`),
       );
       await waitFor(async () =>
-        /kpd_open_watchers\{kind="blocking"\} 100/.test((await sidecar.request("/metrics")).text)
+        /^kpd_open_watchers\{kind="blocking"\} 100$/m.test((await sidecar.request("/metrics")).text)
       );
       const over = await sidecar.request(`/v1/watch/${ns}/web`);
       assert.equal(over.status, 429);
@@ -470,6 +470,10 @@ Deno.test(
       console.log(
         `flood: 300 watchers held; sidecar RSS ${before.toFixed(1)} MB -> ${held.toFixed(1)} MB`,
       );
+      // docs/api.md: ~75 KB per open SSE stream, ~21 KB per waiting blocking query, so ~17 MB
+      // for these 300; twice that bounds it, with room for GC timing.
+      const stated = (200 * 75 + 100 * 21) / 1024;
+      assert.ok(held - before < 2 * stated, `300 watchers cost ${(held - before).toFixed(1)} MB`);
       for (const s of streams) await s.body?.cancel();
       await setPodReady(ns, "web-0", false);
       for (const b of await Promise.all(blocking)) {
@@ -677,7 +681,7 @@ Deno.test(
       const reader = sseReader(stream);
       assert.equal((await reader.next()).event, "snapshot");
       await waitFor(async () =>
-        /kpd_open_watchers\{kind="blocking"\} 1/.test((await sidecar.request("/metrics")).text)
+        /^kpd_open_watchers\{kind="blocking"\} 1$/m.test((await sidecar.request("/metrics")).text)
       );
       const code = sidecar.stop("SIGTERM");
       const answer = await held;

@@ -26,6 +26,35 @@ import { podMount, type SidecarProcess, spawnSidecar } from "./support/sidecar.t
 
 const T = { sanitizeOps: false, sanitizeResources: false };
 const SUPPORT = new URL("./support/", import.meta.url).pathname;
+const ROOT = new URL("..", import.meta.url).pathname;
+
+/**
+ * The image's program as `deno run` runs it here: the bundle tools/compile.sh embeds, with the
+ * flags of image/deno-flags.txt. The one change: --allow-read names the test's service-account
+ * mount (a temp dir) instead of /var/run/secrets/kubernetes.io/serviceaccount, which a test may
+ * not write. Returns the spawn options and a cleanup.
+ */
+async function imageProgram(
+  mountDir: string,
+): Promise<{ program: string; denoFlags: string[]; remove: () => Promise<void> }> {
+  const dir = await Deno.makeTempDir({ prefix: "kpd-dropin-" });
+  const program = `${dir}/kubernetes-pod-discovery.js`;
+  const b = await new Deno.Command(`${ROOT}tools/compile.sh`, {
+    args: ["--bundle", program],
+    env: { DENO: Deno.execPath() },
+    stdout: "null",
+  }).output();
+  assert.equal(b.code, 0, new TextDecoder().decode(b.stderr));
+  const flags = (await Deno.readTextFile(`${ROOT}image/deno-flags.txt`)).split("\n")
+    .map((l) => l.replace(/#.*/, "").trim()).filter((l) => l !== "")
+    .map((f) => f.startsWith("--allow-read=") ? `--allow-read=${mountDir}` : f);
+  assert.ok(flags.includes(`--allow-read=${mountDir}`));
+  return {
+    program,
+    denoFlags: ["--no-config", ...flags],
+    remove: () => Deno.remove(dir, { recursive: true }),
+  };
+}
 
 interface GoContainer {
   name: string;
@@ -84,8 +113,12 @@ async function applyGoExample(
 }
 
 /** Starts a sidecar with an env and waits for /readyz. */
-async function ready(env: Record<string, string>, args: string[] = []): Promise<SidecarProcess> {
-  const sidecar = await spawnSidecar({ env, args });
+async function ready(
+  env: Record<string, string>,
+  args: string[] = [],
+  spawn: { program?: string; denoFlags?: string[] } = {},
+): Promise<SidecarProcess> {
+  const sidecar = await spawnSidecar({ env, args, ...spawn });
   await waitFor(async () => (await sidecar.request("/readyz")).status === 200, {
     message: "/readyz 200",
   }).catch((e) => {
@@ -103,11 +136,14 @@ Deno.test(
     // The Go example sets no port: the default, 8080, is what its probe names.
     assert.equal(env.KUBERNETES_POD_DISCOVERY_LISTEN_PORT, undefined);
     assert.deepEqual(c.livenessProbe.httpGet, { path: "/health", port: 8080 });
-    const mount = await podMount(ns);
+    // The example's Pod runs as the namespace's `default` ServiceAccount, granted the one Role
+    // rule docs/migrating.md asks for; the sidecar is the image's program with its flags.
+    const mount = await podMount(ns, { serviceAccount: "default" });
+    const image = await imageProgram(mount.dir);
     const net = await createPodNetwork();
     // Exactly the container's env plus what the kubelet adds (API address, token mount); the
     // port alone is a free one (spawnSidecar's --listen-port=0): the machine is shared.
-    const sidecar = await ready({ ...env, ...mount.env });
+    const sidecar = await ready({ ...env, ...mount.env }, [], image);
     try {
       const started = sidecar.logs.find((l) => l.msg === "started")!;
       assert.match(String(started.listen), /^\[::\]:\d+$/, "every interface, dual-stack");
@@ -141,10 +177,12 @@ Deno.test(
       }
       assert.equal(await sidecar.stop(), 0);
       assert.deepEqual(sidecar.logs.filter((l) => l.level === "error"), []);
+      assert.doesNotMatch(sidecar.stderr(), /NotCapable|PermissionDenied|Requires \w+ access/);
     } finally {
       await sidecar.stop();
       await net.remove();
       await mount.remove();
+      await image.remove();
     }
   },
 );

@@ -312,7 +312,7 @@ Deno.test(
         conns.push(c);
       });
       await waitFor(async () =>
-        /kpd_open_watchers\{kind="blocking"\} 10000/.test(
+        /^kpd_open_watchers\{kind="blocking"\} 10000$/m.test(
           (await sidecar.request("/metrics")).text,
         ), { message: "10,000 blocking queries waiting", timeoutMs: 60_000 });
       const held = await rssBytes(sidecar.pid);

@@ -156,7 +156,7 @@ Deno.test(
 );
 
 Deno.test(
-  "out of a cluster, the sidecar uses the kubeconfig's context, token and namespace",
+  "out of a cluster, --kubeconfig's current context gives the server, token and namespace",
   T,
   async () => {
     const ns = await createNamespace("kubeconfig");
@@ -172,6 +172,56 @@ Deno.test(
     } finally {
       await sidecar.stop();
       await Deno.remove(dir, { recursive: true });
+    }
+  },
+);
+
+Deno.test(
+  "out of a cluster without --kubeconfig, ~/.kube/config is used, and --context picks a context other than its current one",
+  T,
+  async () => {
+    const ns = await createNamespace("context");
+    const other = await createNamespace("current");
+    await createService(ns, "web");
+    await createPods(ns, 2, { labels: { app: "web" }, nodeName: "ctx-node", prefix: "web" });
+    const home = await Deno.makeTempDir();
+    await Deno.mkdir(`${home}/.kube`);
+    const path = `${home}/.kube/config`;
+    await writeKubeconfig(path, { namespace: ns });
+    // Two contexts: the current one ("decoy") names a namespace without the Service.
+    const text = (await Deno.readTextFile(path))
+      .replace(
+        "contexts:\n",
+        "contexts:\n- name: decoy\n  context:\n    cluster: kpd-test\n    user: kpd-test-user\n" +
+          `    namespace: ${JSON.stringify(other)}\n`,
+      )
+      .replace("current-context: kpd-test", "current-context: decoy");
+    await Deno.writeTextFile(path, text);
+    const env = { HOME: home };
+    const namespaceOf = async (s: SidecarProcess) =>
+      (await s.request("/endpoints")).json().metadata.namespace;
+    try {
+      const picked = await spawnSidecar({
+        env,
+        args: ["--service-name=web", "--context=kpd-test"],
+      });
+      try {
+        await waitFor(async () => (await served(picked)).ready.length === 2);
+        assert.equal(picked.logs.find((l) => l.msg === "started")?.mode, "kubeconfig");
+        assert.equal(await namespaceOf(picked), ns);
+      } finally {
+        await picked.stop();
+      }
+      const current = await spawnSidecar({ env, args: ["--service-name=web"] });
+      try {
+        await waitFor(async () => (await current.request("/readyz")).status === 200);
+        assert.equal(await namespaceOf(current), other, "without --context: the current one");
+        assert.deepEqual(await served(current), { ready: [], notReady: [] });
+      } finally {
+        await current.stop();
+      }
+    } finally {
+      await Deno.remove(home, { recursive: true });
     }
   },
 );

@@ -61,6 +61,8 @@ export interface SpawnOptions {
   waitStarted?: boolean;
   /** Deno flags before main.ts (default {@linkcode SIDECAR_PERMISSIONS}). */
   denoFlags?: string[];
+  /** The program to run instead of main.ts (e.g. the image's bundle). */
+  program?: string;
 }
 
 /** Starts the sidecar; by default waits until it listens. */
@@ -69,7 +71,7 @@ export async function spawnSidecar(options: SpawnOptions = {}): Promise<SidecarP
     args: [
       "run",
       ...(options.denoFlags ?? SIDECAR_PERMISSIONS),
-      MAIN,
+      options.program ?? MAIN,
       // Any free port, unless the test sets one itself.
       ...(options.env?.KUBERNETES_POD_DISCOVERY_LISTEN_PORT ? [] : ["--listen-port=0"]),
       ...(options.args ?? []),
