@@ -690,3 +690,15 @@ Deno.test("a watch from a resourceVersion too large for this API server relists 
   ]);
   assert.deepEqual(s.ops, ["replace @10", "touch", "replace a@95"]);
 });
+
+Deno.test("each watch asks for a random timeout from 5 to 10 minutes, so relists spread out", async () => {
+  for (const [r, want] of [[0, 300], [0.5, 450], [0.999, 599]] as const) {
+    const s = scripted([page("10", ["a"]), watch([bookmark("11")]), watch([])], {
+      random: () => r,
+    });
+    await s.run();
+    const watches = s.requests.filter((u) => u.searchParams.get("watch"));
+    assert.ok(watches.length >= 2, `${watches.length} watches`);
+    for (const u of watches) assert.equal(u.searchParams.get("timeoutSeconds"), String(want));
+  }
+});
