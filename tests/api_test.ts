@@ -182,6 +182,15 @@ Deno.test(
       );
       assert.deepEqual(await ips("family=IPv4"), [podIPv4(0), podIPv4(2)]);
       assert.deepEqual(await ips("family=IPv6"), [podIPv6(0), podIPv6(2)]);
+      // /endpoints, the Go service's route, shows the IPv4 family only (README), as the
+      // Endpoints controller did: ready a-0 and b-2, not ready b-3, terminating a-1 left out.
+      const v1 = (await sidecar.request("/endpoints")).json() as {
+        subsets: { addresses?: { ip: string }[]; notReadyAddresses?: { ip: string }[] }[];
+      };
+      const v1Ips = (k: "addresses" | "notReadyAddresses") =>
+        v1.subsets.flatMap((x) => (x[k] ?? []).map((a) => a.ip)).sort();
+      assert.deepEqual(v1Ips("addresses"), [podIPv4(0), podIPv4(2)]);
+      assert.deepEqual(v1Ips("notReadyAddresses"), [podIPv4(3)]);
       assert.deepEqual(await ips("state=serving&family=IPv4"), [
         podIPv4(0),
         podIPv4(1),
@@ -393,42 +402,59 @@ Deno.test(
   },
 );
 
-Deno.test("a blocking query survives a relist after 410 and returns the change", T, async () => {
-  const proxy = await createProxy();
-  const ns = await createNamespace("relist");
-  await createService(ns, "web");
-  const pods = await createPods(ns, 2, {
-    labels: { app: "web" },
-    nodeName: "relist-node",
-    prefix: "web",
-  });
-  const mount = await podMount(ns, { server: proxy.url });
-  const sidecar = await spawnSidecar({
-    env: mount.env,
-    args: ["--service-name=web"],
-  });
-  const path = `/v1/services/${ns}/web`;
-  try {
-    await waitFor(async () =>
-      (await sidecar.request(path)).status === 200 && await readyCount(sidecar, path) === 2
-    );
-    const index = Number((await sidecar.request(path)).headers.get("x-discovery-index"));
-    const blocked = sidecar.request(`${path}?index=${index}&wait=60s`);
-    await proxy.blackhole();
-    await setPodReady(ns, pods[0]!, false);
-    await compactEtcd();
-    await restartAPIServer();
-    await proxy.pass();
-    const r = await blocked;
-    assert.ok(Number(r.headers.get("x-discovery-index")) > index);
-    assert.equal(r.json().endpoints.length, 1);
-    await sidecar.waitLog((l) => l.msg === "relisted");
-  } finally {
-    await sidecar.stop();
-    await mount.remove();
-    await proxy.close();
-  }
-});
+// With streaming lists (the control plane's default) the resume after the restart is a streaming
+// list from the last resourceVersion and gets no 410: this test holds a query across that
+// resync. The 410 path is faults_test.ts's "after a compaction a watch from the old
+// resourceVersion gets 410, and the sidecar relists".
+Deno.test(
+  "a blocking query survives a dead connection, a compaction and a restart, and returns the change after the resync",
+  T,
+  async () => {
+    const proxy = await createProxy();
+    const ns = await createNamespace("relist");
+    await createService(ns, "web");
+    const pods = await createPods(ns, 2, {
+      labels: { app: "web" },
+      nodeName: "relist-node",
+      prefix: "web",
+    });
+    const mount = await podMount(ns, { server: proxy.url });
+    const sidecar = await spawnSidecar({
+      env: mount.env,
+      args: ["--service-name=web"],
+    });
+    const path = `/v1/services/${ns}/web`;
+    try {
+      await waitFor(async () =>
+        (await sidecar.request(path)).status === 200 && await readyCount(sidecar, path) === 2
+      );
+      const index = Number((await sidecar.request(path)).headers.get("x-discovery-index"));
+      const blocked = sidecar.request(`${path}?index=${index}&wait=60s`);
+      await proxy.blackhole();
+      await setPodReady(ns, pods[0]!, false);
+      await compactEtcd();
+      await restartAPIServer();
+      await proxy.pass();
+      const r = await blocked;
+      assert.ok(Number(r.headers.get("x-discovery-index")) > index);
+      assert.equal(r.json().endpoints.length, 1);
+      // The change came through the resync after the dead connection was noticed, not otherwise.
+      const broken = sidecar.logs.findIndex((l) =>
+        l.msg === "watch broken; resuming" && /connection dead/.test(String(l.reason))
+      );
+      assert.ok(broken >= 0, JSON.stringify(sidecar.logs));
+      const resync = sidecar.logs.findIndex((l, i) => i > broken && l.msg === "relisted");
+      assert.ok(resync > broken, JSON.stringify(sidecar.logs));
+      assert.ok(
+        Number(sidecar.logs[resync]!.resourceVersion) >= Number(r.headers.get("x-discovery-index")),
+      );
+    } finally {
+      await sidecar.stop();
+      await mount.remove();
+      await proxy.close();
+    }
+  },
+);
 
 Deno.test(
   "a flood of SSE and blocking clients is bounded with 429 and the sidecar stays healthy",

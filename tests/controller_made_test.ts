@@ -1,0 +1,97 @@
+/**
+ * What the real EndpointSlice controller makes, served as README and docs/migrating.md promise:
+ * a Service with `publishNotReadyAddresses` lists its not-ready Pods as addresses, and a Service
+ * of more than 1,000 endpoints (spread over many slices) is served whole, where the Endpoints
+ * controller truncated at 1,000.
+ *
+ * @module
+ */
+import assert from "node:assert/strict";
+import {
+  createNamespace,
+  createPods,
+  createService,
+  podIPv4,
+  setPodReady,
+  waitFor,
+  waitForEndpointSlices,
+} from "./support/cluster.ts";
+import { podMount, type SidecarProcess, spawnSidecar } from "./support/sidecar.ts";
+
+const T = { sanitizeOps: false, sanitizeResources: false };
+
+/** Ready and not-ready IPs of /endpoints, sorted. */
+async function served(sidecar: SidecarProcess): Promise<{ ready: string[]; notReady: string[] }> {
+  const r = await sidecar.request("/endpoints");
+  if (r.status !== 200) return { ready: [], notReady: [] };
+  const subsets = r.json().subsets as {
+    addresses?: { ip: string }[];
+    notReadyAddresses?: { ip: string }[];
+  }[];
+  const ips = (k: "addresses" | "notReadyAddresses") =>
+    subsets.flatMap((s) => (s[k] ?? []).map((a) => a.ip)).sort();
+  return { ready: ips("addresses"), notReady: ips("notReadyAddresses") };
+}
+
+Deno.test(
+  "a Service with publishNotReadyAddresses serves its not-ready Pod among the addresses",
+  T,
+  async () => {
+    const ns = await createNamespace("publish");
+    await createService(ns, "web", { publishNotReadyAddresses: true });
+    await createPods(ns, 2, { labels: { app: "web" }, nodeName: "publish-node", prefix: "web" });
+    await setPodReady(ns, "web-1", false);
+    const mount = await podMount(ns);
+    const sidecar = await spawnSidecar({ env: mount.env, args: ["--service-name=web"] });
+    try {
+      // The controller has seen web-1 not ready (its Pod condition) and still published it ready.
+      await waitForEndpointSlices(
+        ns,
+        "web",
+        (s) => s.flatMap((x) => x.endpoints ?? []).length === 2,
+      );
+      await waitFor(async () => (await served(sidecar)).ready.length === 2, {
+        message: "both Pods among the addresses",
+      });
+      assert.deepEqual(await served(sidecar), { ready: [podIPv4(0), podIPv4(1)], notReady: [] });
+    } finally {
+      await sidecar.stop();
+      await mount.remove();
+    }
+  },
+);
+
+Deno.test(
+  "a Service of 1,001 controller-made endpoints is served whole, from every slice",
+  T,
+  async () => {
+    const ns = await createNamespace("big");
+    await createService(ns, "web");
+    await createPods(ns, 1001, {
+      labels: { app: "web" },
+      nodeName: "big-node",
+      prefix: "web",
+      concurrency: 50,
+    });
+    await waitForEndpointSlices(
+      ns,
+      "web",
+      (s) => s.flatMap((x) => x.endpoints ?? []).filter((e) => e.conditions?.ready).length === 1001,
+      { timeoutMs: 60_000 },
+    );
+    const mount = await podMount(ns);
+    const sidecar = await spawnSidecar({ env: mount.env, args: ["--service-name=web"] });
+    try {
+      await waitFor(async () => (await served(sidecar)).ready.length === 1001, {
+        message: "1,001 addresses",
+      });
+      const want = Array.from({ length: 1001 }, (_, i) => podIPv4(i)).sort();
+      assert.deepEqual((await served(sidecar)).ready, want);
+      const v1 = (await sidecar.request(`/v1/services/${ns}/web`)).json();
+      assert.equal(v1.endpoints.length, 1001);
+    } finally {
+      await sidecar.stop();
+      await mount.remove();
+    }
+  },
+);
