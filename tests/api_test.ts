@@ -385,11 +385,11 @@ Deno.test(
       );
       assert.match(
         metrics,
-        new RegExp(`kpd_endpoints\\{namespace="${ns}",service="web",state="ready"\\} 2`),
+        new RegExp(`^kpd_endpoints\\{namespace="${ns}",service="web",state="ready"\\} 2$`, "m"),
       );
       assert.match(
         metrics,
-        /kpd_watch_starts_total\{namespace="[^"]+",resource="endpointslices.discovery.k8s.io"\} \d+/,
+        /^kpd_watch_starts_total\{namespace="[^"]+",resource="endpointslices.discovery.k8s.io"\} \d+$/m,
       );
       assert.match(metrics, /kpd_http_request_duration_seconds_bucket/);
       const rss = Number(metrics.match(/^process_resident_memory_bytes (\d+)$/m)?.[1]);

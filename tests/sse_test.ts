@@ -93,6 +93,12 @@ async function restartScenario(makeClient: (url: string) => Client): Promise<voi
   const key = `${ns}/web`;
   const client = makeClient(`http://127.0.0.1:${port}/v1/watch/${ns}/web`);
   const alive = () => assert.equal(client.fatal(), undefined, "the client gave up");
+  // A client that gave up fails the wait at once, with its reason, instead of timing out.
+  const waitAlive = (cond: () => boolean, what: string | (() => string)) =>
+    until(() => {
+      alive();
+      return cond();
+    }, what);
   try {
     // Before the first list: the stream is open, nothing is claimed.
     await new Promise((r) => setTimeout(r, 1500));
@@ -101,13 +107,13 @@ async function restartScenario(makeClient: (url: string) => Client): Promise<voi
     assert.equal(client.state.services.size, 0, "no state before the first complete list");
 
     await grantRole(ns, { kind: "ServiceAccount", name: mount.serviceAccount }, DISCOVERY_RULES);
-    await until(() => client.state.addresses(key)?.length === 2, "the snapshot once synced");
+    await waitAlive(() => client.state.addresses(key)?.length === 2, "the snapshot once synced");
     alive();
     assert.deepEqual(client.state.addresses(key), [podIPv4(0), podIPv4(1)]);
     assert.equal(client.state.log.find((m) => m.event === "snapshot")?.event, "snapshot");
 
     await createPods(ns, 1, { labels: { app: "web" }, nodeName: "sse-node", start: 2 });
-    await until(() => client.state.addresses(key)?.length === 3, "the update");
+    await waitAlive(() => client.state.addresses(key)?.length === 3, "the update");
     alive();
 
     // Stop; change the Service while no sidecar runs; start the next one on the same port.
@@ -123,7 +129,7 @@ async function restartScenario(makeClient: (url: string) => Client): Promise<voi
     alive();
     assert.deepEqual(client.state.addresses(key), [podIPv4(0), podIPv4(1), podIPv4(2)]);
     sidecar = await spawnSidecar({ env, args });
-    await until(
+    await waitAlive(
       () => JSON.stringify(client.state.addresses(key)) === JSON.stringify(want),
       () => `the true state after the restart; events: ${JSON.stringify(client.state.log)}`,
     );
