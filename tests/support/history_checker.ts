@@ -130,6 +130,22 @@ export function checkHistory(h: History): { violations: Violation[]; figures: Fi
   const timelines = new Map<string, Point[]>();
   for (const spec of h.clients) {
     const answers = byClient.get(spec.name) ?? [];
+    if (!answers.length) {
+      // No answer at all is the worst view: nothing of it can be checked in order, so say so,
+      // and a poller still owes every recovery.
+      violations.push({
+        assertion: "client-answered",
+        t: h.final.deadline,
+        client: spec.name,
+        sidecar: spec.sidecar,
+        detail: `no answer in the whole run (${spec.kind} of ${spec.subject})`,
+        context: [],
+      });
+      const tl = timelineFor(h.truth, spec, spec.subject);
+      if (spec.kind !== "sse") {
+        checkRecovery(h, { spec, group: [], tl, violations, recoveries, at });
+      }
+    }
     const groups = new Map<string, Answer[]>();
     for (const a of answers) {
       const subject = spec.kind === "sse" ? a.subject : spec.subject;

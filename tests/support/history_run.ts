@@ -143,12 +143,22 @@ interface InjectContext {
 const CONNECTED_TIMEOUT_MS = 15_000;
 
 /** Waits until both sidecars of every tenant hold a connection through their proxy, so the
- * fault hits live watches rather than a sidecar still backing off from the previous one. */
+ * fault hits live watches rather than a sidecar still backing off from the previous one; fails
+ * when one does not by the timeout (the fault would hit nothing and prove nothing). */
 async function connected(tenants: Tenant[]): Promise<void> {
   const deadline = performance.now() + CONNECTED_TIMEOUT_MS;
   for (const t of tenants) {
-    while ((await t.proxy.stats()).open < t.sidecars.length && performance.now() < deadline) {
+    let open = (await t.proxy.stats()).open;
+    while (open < t.sidecars.length) {
+      if (performance.now() >= deadline) {
+        throw new Error(
+          `before a fault, ${t.namespace}'s ${t.sidecars.length} sidecars held ${open} ` +
+            `connection(s) through their proxy after ${CONNECTED_TIMEOUT_MS / 1000} s: ` +
+            "a watch was not resumed",
+        );
+      }
       await sleep(200);
+      open = (await t.proxy.stats()).open;
     }
   }
 }
@@ -206,14 +216,26 @@ async function inject(fault: Fault, c: InjectContext): Promise<FaultRecord> {
   };
 }
 
-/** Each tenant makes changes until the truth shows one; returns that resourceVersion and time. */
+/** Each tenant makes changes until the truth shows one in its namespace; returns the newest
+ * resourceVersion and when all were seen. Fails when a tenant's changes did not land: the
+ * recovery check would then compare the views with a state they already showed before the
+ * fault, and a stale view would count as recovered. */
 async function changeAndSee(c: InjectContext): Promise<{ rv: number; at: number }> {
-  const before = c.truth.lastChangeAt;
-  for (let i = 0; i < RESERVED_PER_FAULT && c.truth.lastChangeAt === before; i++) {
-    await Promise.all(c.tenants.map((t) => t.step()));
-    const until = performance.now() + 2_000;
-    while (c.truth.lastChangeAt === before && performance.now() < until) await sleep(50);
-  }
+  await Promise.all(c.tenants.map(async (t) => {
+    const before = c.truth.lastChangeIn(t.namespace);
+    const landed = () => c.truth.lastChangeIn(t.namespace) !== before;
+    for (let i = 0; i < RESERVED_PER_FAULT && !landed(); i++) {
+      await t.step();
+      const until = performance.now() + 2_000;
+      while (!landed() && performance.now() < until) await sleep(50);
+    }
+    if (!landed()) {
+      throw new Error(
+        `after a fault, none of ${RESERVED_PER_FAULT} changes in ${t.namespace} reached the ` +
+          `truth (${t.failed} refused so far): no fresh state to recover to`,
+      );
+    }
+  }));
   await sleep(500);
   return { rv: c.truth.rv, at: performance.now() };
 }

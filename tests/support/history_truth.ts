@@ -52,6 +52,7 @@ export class Truth {
   relists = 0;
   /** When the last state change was seen (ms, performance.now()). */
   lastChangeAt = 0;
+  #lastChangeIn = new Map<string, number>();
   /** The newest resourceVersion applied, any namespace. */
   rv = 0;
   /** The resourceVersion of the first lists: no answer can show an older state. */
@@ -83,6 +84,11 @@ export class Truth {
   /** Every Service key (`namespace/name`) of a namespace that ever had a slice. */
   services(namespace: string): string[] {
     return [...this.#timelines.keys()].filter((k) => k.startsWith(`${namespace}/`));
+  }
+
+  /** When the last state change in `namespace` was seen (ms, performance.now(); 0: none). */
+  lastChangeIn(namespace: string): number {
+    return this.#lastChangeIn.get(namespace) ?? 0;
   }
 
   /** Resolves once no state has changed for `quietMs` (the controllers are done). */
@@ -184,6 +190,7 @@ export class Truth {
     if (last && JSON.stringify(last.endpoints) === JSON.stringify(endpoints)) return;
     const seenAt = performance.now();
     this.lastChangeAt = seenAt;
+    this.#lastChangeIn.set(ns, seenAt);
     line.push({ rv, endpoints, seenAt });
     this.#points++;
   }

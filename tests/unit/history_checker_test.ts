@@ -157,6 +157,35 @@ Deno.test("a view still old at a fault's deadline breaks recovery, and its figur
   assert.equal(Math.round(figures.recoveries[0]!.ms!), 1_800);
 });
 
+Deno.test("a client that never answered is reported, and as a poller it never recovered", () => {
+  const fault = {
+    label: "cut",
+    start: 1_100,
+    end: 1_100,
+    refRv: 30,
+    refAt: 2_000,
+    deadline: 2_600,
+    from: 1_100,
+  };
+  const sse: ClientSpec = { ...poller, name: "sse a", kind: "sse", polls: false };
+  const h = history([
+    answer(100, 10, []),
+    answer(2_500, 30, ["10.0.0.1", "10.0.0.2"]),
+  ], { clients: [poller, { ...poller, name: "silent poll a" }, sse], faults: [fault] });
+  const { violations, figures } = checkHistory(h);
+  assert.deepEqual(
+    violations.map((v) => `${v.assertion} ${v.client}`).sort(),
+    [
+      "client-answered silent poll a",
+      "client-answered sse a",
+      "recovers-in-time silent poll a",
+      "recovers-in-time silent poll a",
+      "sse-ends-at-final-state sse a (n/a)",
+    ],
+  );
+  assert.equal(figures.recoveries[0]!.ms, Infinity);
+});
+
 Deno.test("with every Service watched, one that lost its slices must leave /v1/services", () => {
   const list = (t: number, services: [string, number][]): Answer => ({
     client: "list",
