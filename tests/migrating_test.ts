@@ -11,6 +11,8 @@ import {
   createPods,
   createService,
   grantRole,
+  podIPv4,
+  podIPv6,
   sleep,
   waitFor,
   waitForEndpointSlices,
@@ -35,7 +37,10 @@ async function webService(prefix: string, n: number): Promise<string> {
   await waitForEndpointSlices(
     ns,
     "web",
-    (s) => s.flatMap((x) => x.endpoints ?? []).filter((e) => e.conditions?.ready).length === n,
+    // At least one slice: the controller writes one even for a Service without Pods.
+    (s) =>
+      s.length > 0 &&
+      s.flatMap((x) => x.endpoints ?? []).filter((e) => e.conditions?.ready).length === n,
   );
   return ns;
 }
@@ -94,6 +99,139 @@ Deno.test(
       const [s] = await parseWithGo([JSON.parse(lu.text).lastUpdated]);
       assert.ok(Math.abs(Date.now() / 1000 - (s as number)) <= 5, `current: ${lu.text}`);
       assert.equal((await sidecar.request("/endpoints/")).json().subsets[0].addresses.length, 1);
+    } finally {
+      await sidecar.stop();
+      await mount.remove();
+    }
+  },
+);
+
+Deno.test(
+  "/endpoints is the v1 Endpoints shape with top-level kind and apiVersion, metadata of name, namespace and resourceVersion only, entries sorted, headers application/json; charset=utf-8, ETag, X-Discovery-Index and Cache-Control: no-cache; /health is text/plain",
+  T,
+  async () => {
+    const ns = await webService("mig-shape", 5);
+    const mount = await podMount(ns);
+    const sidecar = await spawnSidecar({ env: goEnv(mount, ns) });
+    try {
+      const r = await waitFor(async () => {
+        const r = await sidecar.request("/endpoints/");
+        return r.status === 200 && r.json().subsets?.[0]?.addresses?.length === 5 && r;
+      });
+      const body = r.json();
+      assert.deepEqual(Object.keys(body), ["kind", "apiVersion", "metadata", "subsets"]);
+      assert.equal(body.kind, "Endpoints");
+      assert.equal(body.apiVersion, "v1");
+      assert.deepEqual(Object.keys(body.metadata), ["name", "namespace", "resourceVersion"]);
+      const ips = body.subsets[0].addresses.map((a: { ip: string }) => a.ip);
+      const sorted = [...ips].sort((a: string, b: string) =>
+        a.split(".").map(Number).reduce((x, n, i) => x || n - Number(b.split(".")[i]), 0)
+      );
+      assert.deepEqual(ips, sorted, "addresses sorted by IP");
+
+      assert.equal(r.headers.get("content-type"), "application/json; charset=utf-8");
+      assert.match(r.headers.get("etag")!, /^"[^"]+"$/);
+      assert.equal(r.headers.get("x-discovery-index"), body.metadata.resourceVersion);
+      assert.equal(r.headers.get("cache-control"), "no-cache");
+      const again = await sidecar.request("/endpoints/", {
+        headers: { "If-None-Match": r.headers.get("etag")! },
+      });
+      assert.equal(again.status, 304);
+      const lu = await sidecar.request("/endpoints/last_updated/");
+      assert.equal(lu.headers.get("content-type"), "application/json; charset=utf-8");
+      assert.equal(lu.headers.get("cache-control"), "no-cache");
+      const health = await sidecar.request("/health/");
+      assert.equal(health.text, "ok");
+      assert.equal(health.headers.get("content-type"), "text/plain; charset=utf-8");
+    } finally {
+      await sidecar.stop();
+      await mount.remove();
+    }
+  },
+);
+
+Deno.test(
+  "a Service without endpoints is subsets: null; one that does not exist is the same, with a current lastUpdated and /readyz 200, one info log line and kpd_endpoint_slices 0",
+  T,
+  async () => {
+    const ns = await webService("mig-missing", 0);
+    const mount = await podMount(ns);
+    const empty = await spawnSidecar({ env: goEnv(mount, ns, "web") });
+    const missing = await spawnSidecar({ env: goEnv(mount, ns, "nosuch") });
+    try {
+      for (const [sidecar, slices] of [[empty, 1], [missing, 0]] as const) {
+        await waitFor(async () => (await sidecar.request("/readyz")).status === 200);
+        const r = await sidecar.request("/endpoints/");
+        assert.equal(r.status, 200);
+        assert.match(r.text, /"subsets":null}$/);
+        assert.equal(r.json().subsets, null, "as the Go service's nil slice");
+        const lu = await sidecar.request("/endpoints/last_updated/");
+        const [s] = await parseWithGo([JSON.parse(lu.text).lastUpdated]);
+        assert.ok(Math.abs(Date.now() / 1000 - (s as number)) <= 5, `current: ${lu.text}`);
+        const metrics = (await sidecar.request("/metrics")).text;
+        const service = slices ? "web" : "nosuch";
+        assert.match(
+          metrics,
+          new RegExp(
+            `^kpd_endpoint_slices\\{namespace="${ns}",service="${service}"\\} ${slices}$`,
+            "m",
+          ),
+        );
+        assert.match(
+          metrics,
+          new RegExp(
+            `^kpd_endpoints\\{namespace="${ns}",service="${service}",state="all"\\} 0$`,
+            "m",
+          ),
+        );
+      }
+      const said = missing.logs.filter((l) => l.msg === "watched Service has no EndpointSlices");
+      assert.equal(said.length, 1, missing.stderr());
+      assert.equal(said[0]!.level, "info");
+      assert.equal(said[0]!.service, `${ns}/nosuch`);
+      await sleep(2_000);
+      assert.equal(
+        missing.logs.filter((l) => l.msg === "watched Service has no EndpointSlices").length,
+        1,
+        "said once, not on every change",
+      );
+    } finally {
+      await empty.stop();
+      await missing.stop();
+      await mount.remove();
+    }
+  },
+);
+
+Deno.test(
+  "a dual-stack Service is IPv4 only in /endpoints, as the Endpoints controller made it, and both families in /v1/services",
+  T,
+  async () => {
+    const ns = await createNamespace("mig-dual");
+    await createService(ns, "web", {
+      ipFamilies: ["IPv4", "IPv6"],
+      ipFamilyPolicy: "RequireDualStack",
+    });
+    await createPods(ns, 2, {
+      labels: { app: "web" },
+      nodeName: "mig-dual-node",
+      prefix: "web",
+      ips: (i) => [podIPv4(i), podIPv6(i)],
+    });
+    const mount = await podMount(ns);
+    const sidecar = await spawnSidecar({ env: goEnv(mount, ns) });
+    try {
+      const v1 = await waitFor(async () => {
+        const r = await sidecar.request(`/v1/services/${ns}/web`);
+        const all = r.json().endpoints.flatMap((e: { addresses: string[] }) => e.addresses);
+        return r.status === 200 && all.length === 4 && all.sort();
+      });
+      assert.deepEqual(v1, [podIPv4(0), podIPv4(1), podIPv6(0), podIPv6(1)].sort());
+      const body = (await sidecar.request("/endpoints/")).json();
+      const ips = body.subsets.flatMap((s: { addresses: { ip: string }[] }) =>
+        s.addresses.map((a) => a.ip)
+      );
+      assert.deepEqual(ips, [podIPv4(0), podIPv4(1)]);
     } finally {
       await sidecar.stop();
       await mount.remove();
