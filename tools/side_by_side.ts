@@ -7,7 +7,10 @@
  * ```
  *
  * GO_BINARY is the Go service built from its repository (github.com/VEVO/kubernetes-pod-discovery,
- * see docs/migrating.md for the build). Both run in-cluster style with a ServiceAccount token: the
+ * commit 0424d08, `go build .` with its go.sum). Under Go 1.26 its pinned
+ * github.com/ugorji/go (2015) panics at start ("encoding alphabet includes duplicate symbols":
+ * a code generator's base64 alphabet ending in `__`); a `replace` of that module by a copy whose
+ * alphabet ends in `_.` makes it start, nothing else changed. Both run in-cluster style with a ServiceAccount token: the
  * Go one in a private mount namespace (`unshare -m`, root only) whose tmpfs over /run holds the
  * token where its client-go looks for it, so nothing outside is written. The test control plane
  * runs no Endpoints controller, so the tool writes the v1 Endpoints object itself for a Service
