@@ -67,6 +67,9 @@ function freePort(): number {
 async function startGo(mount: PodMount, ns: string): Promise<Running> {
   const port = freePort();
   const sa = "/run/secrets/kubernetes.io/serviceaccount";
+  // Its client-go logs with glog, which writes files into $TMPDIR (else the shared /tmp):
+  // a directory of its own, removed when it stops.
+  const tmp = await Deno.makeTempDir({ prefix: "kpd-side-by-side-go-" });
   const child = new Deno.Command("unshare", {
     args: [
       "-m",
@@ -79,6 +82,7 @@ async function startGo(mount: PodMount, ns: string): Promise<Running> {
     clearEnv: true,
     env: {
       PATH: Deno.env.get("PATH") ?? "",
+      TMPDIR: tmp,
       SA_DIR: mount.dir,
       GO_BINARY: goBinary!,
       KUBERNETES_SERVICE_HOST: mount.env.KUBERNETES_SERVICE_HOST!,
@@ -91,24 +95,27 @@ async function startGo(mount: PodMount, ns: string): Promise<Running> {
     stderr: "null",
   }).spawn();
   const url = `http://127.0.0.1:${port}`;
-  for (let i = 0; i < 100; i++) {
+  const stop = async () => {
+    try {
+      child.kill("SIGTERM");
+    } catch { /* exited */ }
+    await child.status;
+    await Deno.remove(tmp, { recursive: true });
+  };
+  for (let i = 0;; i++) {
     try {
       await (await fetch(`${url}/health/`)).body?.cancel();
       break;
     } catch {
+      // A Go service that never answers would read as "never served" in every figure.
+      if (i === 100) {
+        await stop();
+        throw new Error(`${goBinary} did not answer on ${url}/health/ within 10 s`);
+      }
       await sleep(100);
     }
   }
-  return {
-    url,
-    pid: child.pid,
-    async stop() {
-      try {
-        child.kill("SIGTERM");
-      } catch { /* exited */ }
-      await child.status;
-    },
-  };
+  return { url, pid: child.pid, stop };
 }
 
 async function startOurs(mount: PodMount, ns: string): Promise<Running> {
