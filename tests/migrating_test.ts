@@ -62,7 +62,10 @@ Deno.test(
     const mount = await podMount(ns, { rules: [] });
     const sidecar = await spawnSidecar({ env: goEnv(mount, ns) });
     try {
-      await sidecar.waitLog((l) => l.msg === "backing off" && /forbidden/.test(String(l.reason)));
+      const denied = await sidecar.waitLog((l) =>
+        l.msg === "backing off" && /forbidden/.test(String(l.reason))
+      );
+      assert.match(String(denied.reason), /Grant the pod's ServiceAccount a Role/, "as the guide");
       // As long as it lasts: read it over 20 s of missing RBAC (the backoff grows meanwhile).
       const end = Date.now() + 20_000;
       let reads = 0;
@@ -73,7 +76,13 @@ Deno.test(
           assert.equal(r.text, GO_ZERO_BODY, path);
           assert.match(r.headers.get("content-type")!, /^application\/json/);
           assert.equal(r.headers.get("x-discovery-age-seconds"), null, "no age: never current");
+          assert.equal(r.headers.get("x-discovery-last-updated"), null, "no age: never current");
         }
+        // HEAD as Go's net/http answers it: the same status and length, no body.
+        const head = await sidecar.request("/endpoints/last_updated/", { method: "HEAD" });
+        assert.equal(head.status, 200);
+        assert.equal(head.text, "");
+        assert.equal(head.headers.get("content-length"), String(GO_ZERO_BODY.length));
         const e = await sidecar.request("/endpoints/");
         assert.equal(e.status, 503, "the endpoints are never served empty before the first list");
         assert.equal(e.headers.get("retry-after"), "1");
@@ -133,11 +142,18 @@ Deno.test(
       assert.match(r.headers.get("etag")!, /^"[^"]+"$/);
       assert.equal(r.headers.get("x-discovery-index"), body.metadata.resourceVersion);
       assert.equal(r.headers.get("cache-control"), "no-cache");
+      // The age headers: the same clock as lastUpdated, on both data routes.
+      const lu = await sidecar.request("/endpoints/last_updated/");
+      const [luS] = await parseWithGo([JSON.parse(lu.text).lastUpdated]);
+      for (const h of [r.headers, lu.headers]) {
+        const at = Date.parse(h.get("x-discovery-last-updated")!);
+        assert.ok(Math.abs(at / 1000 - (luS as number)) <= 2, `${at} vs ${lu.text}`);
+        assert.ok(Number(h.get("x-discovery-age-seconds")) <= 2, "current: healthy watch");
+      }
       const again = await sidecar.request("/endpoints/", {
         headers: { "If-None-Match": r.headers.get("etag")! },
       });
       assert.equal(again.status, 304);
-      const lu = await sidecar.request("/endpoints/last_updated/");
       assert.equal(lu.headers.get("content-type"), "application/json; charset=utf-8");
       assert.equal(lu.headers.get("cache-control"), "no-cache");
       const health = await sidecar.request("/health/");
