@@ -249,7 +249,10 @@ function apiLoadSection(r: Results): string[] {
     "A window shorter than the watch's timeout cannot see a renewal, so the hourly figure is",
     "analytical: one WATCH per renewal, each asking a random timeout of 300–600 s",
     "(lib/reflector.ts), 450 s on average: 3600 / 450 = 8 per hour (6 to 12), and no LIST while",
-    "bookmarks keep the resourceVersion fresh.",
+    "bookmarks keep the resourceVersion fresh. This counts WATCH requests only: the",
+    "dead-connection probe (a `GET /version` after 30 s without a byte, lib/watch_stream.ts)",
+    "adds one or two a minute between bookmarks, 60–120 an hour, while it is what the code",
+    "does (docs/migrating.md).",
     "",
   ];
 }

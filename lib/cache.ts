@@ -116,6 +116,12 @@ export class EndpointCache {
     return this.#views.get(`${namespace}/${name}`);
   }
 
+  /** How many EndpointSlices a Service has. The EndpointSlice controller keeps at least one for
+   * every Service with a selector, so 0 means the Service does not exist (or has no selector). */
+  sliceCount(namespace: string, name: string): number {
+    return this.#namespaces.get(namespace)?.services.get(name)?.size ?? 0;
+  }
+
   /** Every current view, sorted by namespace and name. */
   views(): ServiceView[] {
     return [...this.#views.values()]

@@ -152,11 +152,15 @@ export interface V1EndpointsShape {
   kind: "Endpoints";
   apiVersion: "v1";
   metadata: { name: string; namespace: string; resourceVersion: string };
-  subsets: {
-    addresses?: V1Address[];
-    notReadyAddresses?: V1Address[];
-    ports?: PortView[];
-  }[];
+  /** null when there is no endpoint, as the Go service sent it (a nil slice). */
+  subsets: V1Subset[] | null;
+}
+
+/** A v1 EndpointSubset. */
+interface V1Subset {
+  addresses?: V1Address[];
+  notReadyAddresses?: V1Address[];
+  ports?: PortView[];
 }
 
 /**
@@ -170,7 +174,7 @@ export function renderV1Endpoints(
   endpoints: readonly EndpointView[],
 ): V1EndpointsShape {
   const family = endpoints.some((e) => e.addressType === "IPv4") ? "IPv4" : "IPv6";
-  const subsets = new Map<string, V1EndpointsShape["subsets"][number]>();
+  const subsets = new Map<string, V1Subset>();
   for (const e of endpoints) {
     if (e.addressType !== family) continue;
     // The Endpoints controller left terminating Pods out, unless publishNotReadyAddresses
@@ -194,11 +198,17 @@ export function renderV1Endpoints(
   }
   const ordered = [...subsets.entries()].sort(([a], [b]) => compareKeys(a, b)).map(([, s]) => {
     // Field order as Go's encoder writes a v1.EndpointSubset.
-    const out: V1EndpointsShape["subsets"][number] = {};
+    const out: V1Subset = {};
     if (s.addresses) out.addresses = s.addresses;
     if (s.notReadyAddresses) out.notReadyAddresses = s.notReadyAddresses;
     if (s.ports) out.ports = s.ports;
     return out;
   });
-  return { kind: "Endpoints", apiVersion: "v1", metadata: { ...meta }, subsets: ordered };
+  // The Go service's v1.Endpoints had no omitempty on `subsets`: none encoded as null.
+  return {
+    kind: "Endpoints",
+    apiVersion: "v1",
+    metadata: { ...meta },
+    subsets: ordered.length ? ordered : null,
+  };
 }

@@ -59,6 +59,10 @@ export function goTimestamp(ms: number): string {
   return isoTime(ms).slice(0, 19) + "+0000";
 }
 
+/** `/endpoints/last_updated/` before the view was ever current: the Go service's answer before
+ * its first successful poll, Go's zero time (`time.Time{}`) in its layout. */
+export const GO_ZERO_TIME_BODY = '{"lastUpdated": "0001-01-01T00:00:00+0000"}';
+
 const ALLOWED = "GET, HEAD";
 
 /** Builds the request handler for the sidecar's routes. */
@@ -106,7 +110,11 @@ export function createHandler(cache: EndpointCache, options: HandlerOptions = {}
     "/endpoints/last_updated/": () => {
       if (!primary) return noPrimary();
       const at = health.namespace(primary.namespace)?.knownCurrentAt;
-      if (at === undefined) return notSynced(`${primary.namespace}/${primary.name}`);
+      // Never current yet (before the first list, RBAC missing): Go's zero time, as the Go
+      // service answered before its first poll; it parses, and reads as infinitely stale.
+      if (at === undefined) {
+        return jsonResponse(GO_ZERO_TIME_BODY, { headers: { "Cache-Control": "no-cache" } });
+      }
       // Byte for byte what the Go service wrote, one space after the colon.
       return jsonResponse(`{"lastUpdated": "${goTimestamp(at)}"}`, {
         headers: {

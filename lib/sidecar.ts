@@ -255,6 +255,18 @@ function sidecarMetrics(
         ] as [Record<string, string>, number][];
       }),
   );
+  // 0 for a watched Service that does not exist: the controller keeps a slice for every other.
+  m.gauge(
+    "kpd_endpoint_slices",
+    "EndpointSlices per watched Service; 0: the Service does not exist (or has no selector)",
+    () =>
+      cache.views().map((v) =>
+        [
+          { namespace: v.namespace, service: v.name },
+          cache.sliceCount(v.namespace, v.name),
+        ] as [Record<string, string>, number]
+      ),
+  );
   const per = (f: (r: Reflector) => number) => () =>
     reflectors.map((r) => [r.labels, f(r)] as [Record<string, string>, number]);
   m.gauge(

@@ -21,6 +21,7 @@ import {
   waitFor,
   waitForEndpointSlices,
 } from "./support/cluster.ts";
+import { parseWithGo } from "./support/go_time.ts";
 import { createPodNetwork } from "./support/netns.ts";
 import { podMount, type SidecarProcess, spawnSidecar } from "./support/sidecar.ts";
 
@@ -276,32 +277,6 @@ Deno.test(
 
 // ---------------------------------------------------------------------------------------------
 // lastUpdated, read by Go
-
-let goTime: Promise<string> | undefined;
-
-/** Builds tests/support/go_time once: Go's time.Parse with the Go service's layout. */
-function goTimeParser(): Promise<string> {
-  return goTime ??= (async () => {
-    const dir = await Deno.makeTempDir({ prefix: "kpd-go-time-" });
-    const out = await new Deno.Command("go", {
-      args: ["build", "-o", `${dir}/go_time`, `${SUPPORT}/go_time/main.go`],
-      stderr: "piped",
-    }).output();
-    assert.ok(out.success, new TextDecoder().decode(out.stderr));
-    return `${dir}/go_time`;
-  })();
-}
-
-/** Each time stamp parsed by Go: Unix seconds, or the parse error. */
-async function parseWithGo(stamps: string[]): Promise<(number | string)[]> {
-  const child = new Deno.Command(await goTimeParser(), { stdin: "piped", stdout: "piped" })
-    .spawn();
-  const w = child.stdin.getWriter();
-  await w.write(new TextEncoder().encode(stamps.map((s) => s + "\n").join("")));
-  await w.close();
-  const out = new TextDecoder().decode((await child.output()).stdout).trim().split("\n");
-  return out.map((l) => /^\d+$/.test(l) ? Number(l) : l);
-}
 
 /** One reading of /endpoints/last_updated/: the stamp (Go-parsed) and when it was read. */
 interface Reading {

@@ -144,7 +144,7 @@ Deno.test(
       await waitFor(async () => (await sidecar.request("/readyz")).status === 200);
       const empty = await sidecar.request("/endpoints");
       assert.equal(empty.status, 200);
-      assert.deepEqual(empty.json().subsets, []);
+      assert.equal(empty.json().subsets, null);
       await createService(ns, "late");
       await createPods(ns, 2, { labels: { app: "late" }, nodeName: "later-node", prefix: "late" });
       await waitFor(async () => (await served(sidecar)).ready.length === 2);

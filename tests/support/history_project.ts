@@ -36,6 +36,7 @@ export function projectEndpoints(endpoints: readonly EndpointLike[]): string {
 
 /** The subsets of `/endpoints` (v1 shape): per port set, ready and not-ready IPs with Pods. */
 export function projectSubsets(subsets: unknown): string {
+  if (subsets === null) return "{}"; // no endpoint: null, as the Go service sent it
   if (!Array.isArray(subsets)) return `(bad subsets ${JSON.stringify(subsets)})`;
   type Addr = { ip: string; targetRef?: { name?: string } };
   const addr = (list: Addr[] | undefined) =>

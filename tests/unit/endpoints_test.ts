@@ -74,8 +74,8 @@ Deno.test("the v1 shape puts ready endpoints in addresses, not-ready ones in not
   const v1 = renderV1Endpoints({ name: "web", namespace: "ns", resourceVersion: "7" }, merged);
   assert.equal(v1.kind, "Endpoints");
   assert.deepEqual(v1.metadata, { name: "web", namespace: "ns", resourceVersion: "7" });
-  assert.equal(v1.subsets.length, 1);
-  const [s] = v1.subsets;
+  assert.equal(v1.subsets!.length, 1);
+  const [s] = v1.subsets!;
   assert.deepEqual(s!.addresses!.map((a) => a.ip), ["10.0.0.1"]);
   assert.deepEqual(s!.notReadyAddresses!.map((a) => a.ip), ["10.0.0.2"]);
   assert.deepEqual(s!.ports, [{ name: "http", port: 8080, protocol: "TCP" }]);
@@ -87,8 +87,8 @@ Deno.test("a terminating endpoint still ready (publishNotReadyAddresses) stays i
     slice("a", [{ ip: "10.0.0.4", ready: true, serving: true, terminating: true }]),
   ]);
   const v1 = renderV1Endpoints({ name: "web", namespace: "ns", resourceVersion: "7" }, merged);
-  assert.deepEqual(v1.subsets[0]!.addresses!.map((a) => a.ip), ["10.0.0.4"]);
-  assert.equal(v1.subsets[0]!.notReadyAddresses, undefined);
+  assert.deepEqual(v1.subsets![0]!.addresses!.map((a) => a.ip), ["10.0.0.4"]);
+  assert.equal(v1.subsets![0]!.notReadyAddresses, undefined);
 });
 
 Deno.test("the v1 shape groups endpoints into one subset per port set", () => {
@@ -97,7 +97,7 @@ Deno.test("the v1 shape groups endpoints into one subset per port set", () => {
     slice("b", [{ ip: "10.0.0.2" }], { port: 9090 }),
   ]);
   const v1 = renderV1Endpoints({ name: "web", namespace: "ns", resourceVersion: "1" }, merged);
-  assert.deepEqual(v1.subsets.map((s) => s.ports![0]!.port).sort(), [8080, 9090]);
+  assert.deepEqual(v1.subsets!.map((s) => s.ports![0]!.port).sort(), [8080, 9090]);
 });
 
 Deno.test("the v1 shape shows IPv4 for a dual-stack Service, as the Endpoints controller did", () => {
@@ -106,15 +106,16 @@ Deno.test("the v1 shape shows IPv4 for a dual-stack Service, as the Endpoints co
     slice("v6", [{ ip: "fd00::1" }], { addressType: "IPv6" }),
   ]);
   const v1 = renderV1Endpoints({ name: "web", namespace: "ns", resourceVersion: "1" }, merged);
-  assert.deepEqual(v1.subsets[0]!.addresses!.map((a) => a.ip), ["10.0.0.1"]);
+  assert.deepEqual(v1.subsets![0]!.addresses!.map((a) => a.ip), ["10.0.0.1"]);
   const v6only = renderV1Endpoints(
     { name: "web", namespace: "ns", resourceVersion: "1" },
     merged.filter((e) => e.addressType === "IPv6"),
   );
-  assert.deepEqual(v6only.subsets[0]!.addresses!.map((a) => a.ip), ["fd00::1"]);
+  assert.deepEqual(v6only.subsets![0]!.addresses!.map((a) => a.ip), ["fd00::1"]);
 });
 
-Deno.test("a Service with no endpoints renders an empty subsets list", () => {
+Deno.test("a Service with no endpoints renders subsets as null, as the Go service did", () => {
   const v1 = renderV1Endpoints({ name: "web", namespace: "ns", resourceVersion: "1" }, []);
-  assert.deepEqual(v1.subsets, []);
+  assert.equal(v1.subsets, null);
+  assert.match(JSON.stringify(v1), /"subsets":null}$/);
 });

@@ -58,7 +58,7 @@ Deno.test("after the list /endpoints serves the v1 shape and /readyz turns 200",
 Deno.test("a watched Service with no slices is empty and ready, and filled when it appears", async () => {
   const { store, get } = setup();
   store.replace([], "3");
-  assert.deepEqual((await get("/endpoints").json()).subsets, []);
+  assert.equal((await get("/endpoints").json()).subsets, null, "null, as the Go service");
   store.apply("ADDED", sliceFor("web", ["10.0.0.7"], "4"));
   assert.equal((await get("/endpoints").json()).subsets[0].addresses[0].ip, "10.0.0.7");
 });
@@ -89,7 +89,7 @@ Deno.test("a DELETED slice drops its endpoints", async () => {
   const { store, get } = setup();
   store.replace([sliceFor("web", ["10.0.0.1"], "5")], "5");
   store.apply("DELETED", sliceFor("web", ["10.0.0.1"], "6"));
-  assert.deepEqual((await get("/endpoints").json()).subsets, []);
+  assert.equal((await get("/endpoints").json()).subsets, null);
 });
 
 Deno.test("unknown paths get 404 JSON and wrong methods on the added routes 405 with Allow", async () => {
@@ -182,7 +182,7 @@ Deno.test("the seed routes accept any method as Go did; the added routes keep GE
   }
 });
 
-Deno.test("lastUpdated is the Go layout in UTC, now while the watch is healthy, frozen once it is broken", async () => {
+Deno.test("lastUpdated is the Go layout in UTC: Go's zero time before the first list, now while the watch is healthy, frozen once it is broken", async () => {
   let now = Date.UTC(2026, 10, 27, 13, 25, 46, 475);
   const cache = new EndpointCache(new Map([["ns", { kind: "names", names: ["web"] }]]));
   const watch = new WatchHealth({ namespace: "ns", resource: "endpointslices" }, () => now);
@@ -191,7 +191,10 @@ Deno.test("lastUpdated is the Go layout in UTC, now while the watch is healthy, 
     const r = await handler(new Request("http://localhost/endpoints/last_updated/"));
     return { r, text: await r.text() };
   };
-  assert.equal((await get()).r.status, 503, "no time before the first list");
+  const never = await get();
+  assert.equal(never.r.status, 200, "before the first list: Go's zero time, not an error");
+  assert.equal(never.text, '{"lastUpdated": "0001-01-01T00:00:00+0000"}');
+  assert.equal(never.r.headers.get("X-Discovery-Age-Seconds"), null);
   cache.sliceStore("ns").replace([sliceFor("web", ["10.0.0.1"], "5")], "5");
   watch.heard();
   const first = await get();
