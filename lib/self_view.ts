@@ -42,6 +42,13 @@ export interface SelfInfo {
 
 const NONE: ReadonlySet<EndpointView> = new Set();
 
+/** A view, this Pod in it, and the positions of this Pod's endpoints in its list. */
+interface Latest {
+  view: ServiceView;
+  info: SelfInfo;
+  at: number[];
+}
+
 /** Options for {@linkcode SelfViews}. */
 export interface SelfViewsOptions {
   /** Who this Pod is; without a name and namespace or an IP nothing is marked. */
@@ -56,8 +63,8 @@ export class SelfViews {
   #matcher: SelfMatcher;
   #log?: Logger;
   #memo = new WeakMap<ServiceView, SelfInfo>();
-  /** The latest view's info per Service: what the next view's peers are compared with. */
-  #latest = new Map<string, SelfInfo>();
+  /** The latest view's info per Service: what the next view is compared with. */
+  #latest = new Map<string, Latest>();
   /** The peers view last announced per Service. */
   #announced = new Map<string, ServiceView>();
   #feed = new ChangeFeed<ServiceView[]>();
@@ -98,15 +105,16 @@ export class SelfViews {
 
   /** This Pod in `view`; computed once per view. */
   of(view: ServiceView): SelfInfo {
-    let info = this.#memo.get(view);
-    if (info) return info;
+    const memo = this.#memo.get(view);
+    if (memo) return memo;
     const key = `${view.namespace}/${view.name}`;
-    const before = this.#latest.get(key);
-    info = this.#compute(view, before && before.peers.index <= view.index ? before : undefined);
-    this.#memo.set(view, info);
+    const last = this.#latest.get(key);
+    const before = last && last.view.index <= view.index ? last : undefined;
+    const found = this.#compute(view, before);
+    this.#memo.set(view, found.info);
     if (view.removed) this.#latest.delete(key);
-    else if (!before || before.peers.index <= view.index) this.#latest.set(key, info);
-    return info;
+    else if (!last || before) this.#latest.set(key, found);
+    return found.info;
   }
 
   #observe(changed: ServiceView[]): void {
@@ -122,34 +130,64 @@ export class SelfViews {
     if (moved.length) this.#feed.publish(moved);
   }
 
-  #compute(view: ServiceView, before: SelfInfo | undefined): SelfInfo {
-    if (view.removed) return { state: "not-listed", endpoints: NONE, peers: view };
-    if (!this.known) return { state: "unknown", endpoints: NONE, peers: view };
-    let own: Set<EndpointView> | undefined;
-    for (const e of view.endpoints) {
+  #compute(view: ServiceView, before: Latest | undefined): Latest {
+    const none = (state: SelfState): Latest => ({
+      view,
+      info: { state, endpoints: NONE, peers: view },
+      at: [],
+    });
+    if (view.removed) return none("not-listed");
+    if (!this.known) return none("unknown");
+    // The merge keeps the objects of endpoints a change did not touch, in key order: with as
+    // many endpoints as before, only the positions whose object changed need a look.
+    const incremental = before !== undefined &&
+      before.view.endpoints.length === view.endpoints.length;
+    const own = new Set<EndpointView>();
+    const at: number[] = [];
+    let peersMoved = !incremental;
+    const b = view.endpoints, a = incremental ? before.view.endpoints : undefined;
+    // Positions of this Pod's endpoints in the list before, walked alongside.
+    const was = incremental ? before.at : [];
+    let k = 0;
+    for (let i = 0; i < b.length; i++) {
+      const e = b[i]!;
+      const wasSelf = k < was.length && was[k] === i;
+      if (wasSelf) k++;
+      if (a !== undefined && e === a[i]) {
+        if (wasSelf) {
+          own.add(e);
+          at.push(i);
+        }
+        continue;
+      }
       const match = matchEndpoint(e, this.#matcher, view.namespace);
-      if (!isSelfMatch(match)) continue;
-      (own ??= new Set()).add(e);
-      if (match !== "self") this.#contradiction(match, view, e);
+      if (isSelfMatch(match)) {
+        own.add(e);
+        at.push(i);
+        if (match !== "self") this.#contradiction(match, view, e);
+      } else peersMoved = true;
+      // A peer replaced (by a peer or by this Pod) is a change of peers.
+      if (a !== undefined && !wasSelf) peersMoved = true;
     }
-    const endpoints = own ?? NONE;
+    const endpoints = own.size ? own : NONE;
     const state = selfState(endpoints);
-    // Neither this view nor the one before lists this Pod: the new view is a change of peers
-    // (the cache makes a view only when its endpoints changed).
-    if (endpoints.size === 0 && (!before || before.endpoints.size === 0)) {
-      return { state, endpoints, peers: view };
+    if (!peersMoved) return { view, info: { state, endpoints, peers: before!.info.peers }, at };
+    const rest = own.size ? without(b, at) : b;
+    // Without this Pod now and before: the new view is a change of peers (the cache makes a
+    // view only when its endpoints changed); so is a peer replaced in place. Else compare what
+    // is left.
+    if (!incremental && before && (own.size || before.info.endpoints.size)) {
+      if (samePeers(before.info.peers.endpoints, rest)) {
+        return { view, info: { state, endpoints, peers: before.info.peers }, at };
+      }
     }
-    const rest = endpoints.size ? view.endpoints.filter((e) => !endpoints.has(e)) : view.endpoints;
-    if (before && samePeers(before.peers.endpoints, rest)) {
-      return { state, endpoints, peers: before.peers };
-    }
-    const peers = endpoints.size === 0 ? view : new View(view, {
+    const peers = own.size === 0 ? view : new View(view, {
       resourceVersion: view.resourceVersion,
       endpoints: rest,
       index: view.index,
       changedAt: view.changedAt,
     });
-    return { state, endpoints, peers };
+    return { view, info: { state, endpoints, peers }, at };
   }
 
   /** Logs a contradiction once per kind for the life of the process. */
@@ -168,6 +206,18 @@ export class SelfViews {
           "not as a peer: check POD_NAME and POD_IPS (downward API metadata.name, status.podIPs)",
     });
   }
+}
+
+/** `list` without the positions `at` (ascending): copies of the runs between them. */
+function without(list: readonly EndpointView[], at: number[]): EndpointView[] {
+  const runs: EndpointView[][] = [];
+  let from = 0;
+  for (const i of at) {
+    runs.push(list.slice(from, i));
+    from = i + 1;
+  }
+  runs.push(list.slice(from));
+  return runs.length === 1 ? runs[0]! : runs[0]!.concat(...runs.slice(1));
 }
 
 /** Whether two peer lists (sorted by merge key, as the views are) show the same endpoints. */
