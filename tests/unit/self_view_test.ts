@@ -8,6 +8,7 @@ import { HealthRegistry } from "../../lib/health.ts";
 import type { Logger } from "../../lib/log.ts";
 import type { PodIdentity } from "../../lib/self.ts";
 import { SelfViews } from "../../lib/self_view.ts";
+import { prng } from "../support/history_schedule.ts";
 
 type Pod = { name: string; ip: string; ready?: boolean };
 
@@ -223,4 +224,55 @@ Deno.test("the view without this Pod is made once per change and shared: its mem
   store.apply("ADDED", slice([{ name: "web-3", ip: "10.0.0.4" }], "12", "web-b"));
   assert.equal(announced.length, 2);
   assert.equal(announced[1]![0]!.index, 12);
+});
+
+Deno.test("over a seeded random sequence the view without this Pod is exactly the others, and moves when they change", () => {
+  const seed = Number(Deno.env.get("SELF_SEED")) || Math.floor(Math.random() * 2 ** 31);
+  console.log(`seed ${seed} (replay with SELF_SEED=${seed})`);
+  const rand = prng(seed);
+  const cache = new EndpointCache(new Map([["ns", { kind: "names", names: ["web"] } as const]]));
+  const selves = new SelfViews(cache, { identity: ME });
+  const store = cache.sliceStore("ns");
+  // Pods web-0 (this one) to web-7 in two slices; each step flips, moves, drops or adds one.
+  const pods = new Map<string, Pod & { slice: string }>();
+  for (let i = 0; i < 8; i++) {
+    pods.set(`web-${i}`, { name: `web-${i}`, ip: `10.0.0.${i + 1}`, slice: i % 2 ? "b" : "a" });
+  }
+  let rv = 10;
+  const write = (names: string[]) => {
+    for (const s of names) {
+      store.apply(
+        "MODIFIED",
+        slice([...pods.values()].filter((p) => p.slice === s), String(++rv), `web-${s}`),
+      );
+    }
+  };
+  store.replace(
+    ["a", "b"].map((s) => slice([...pods.values()].filter((p) => p.slice === s), "10", `web-${s}`)),
+    "10",
+  );
+  const peersOf = (v: ServiceView) =>
+    JSON.stringify(v.endpoints.filter((e) => e.targetRef?.name !== "web-0"));
+  let before = cache.view("ns", "web")!;
+  for (let step = 0; step < 400; step++) {
+    const where = `seed ${seed}, step ${step}`;
+    const name = `web-${Math.floor(rand() * 8)}`;
+    const p = pods.get(name);
+    const op = rand();
+    if (!p) pods.set(name, { name, ip: `10.0.0.${Number(name.slice(4)) + 1}`, slice: "a" });
+    else if (op < 0.6) p.ready = !(p.ready ?? true);
+    else if (op < 0.8) p.slice = p.slice === "a" ? "b" : "a";
+    else pods.delete(name);
+    write(["a", "b"]);
+    const view = cache.view("ns", "web")!;
+    if (view === before) continue;
+    const info = selves.of(view);
+    const own = view.endpoints.filter((e) => e.targetRef?.name === "web-0");
+    assert.deepEqual([...info.endpoints], own, where);
+    assert.equal(JSON.stringify(info.peers.endpoints), peersOf(view), where);
+    const was = selves.of(before).peers;
+    if (peersOf(view) !== peersOf(before)) assert.ok(info.peers.index > was.index, where);
+    else if (name === "web-0") assert.equal(info.peers, was, `${where}: only this Pod changed`);
+    before = view;
+  }
 });
