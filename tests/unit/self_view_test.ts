@@ -106,6 +106,10 @@ Deno.test("exclude=self leaves this Pod out; its own flip moves ETag and index o
   // This Pod leaving, peers unchanged: no change for the excluded client.
   store.apply("MODIFIED", slice([THREE[1]!], "13"));
   assert.equal((await get(path)).headers.get("x-discovery-index"), "12");
+  // The text form a shell script reads (docs/api.md, "Forming a cluster").
+  const text = await get("/v1/services/ns/web?exclude=self&port=http&format=text");
+  assert.equal(text.text, "10.0.0.2:8080\n");
+  assert.equal(text.headers.get("x-discovery-index"), "12");
 });
 
 Deno.test("a blocking query with exclude=self sleeps through this Pod's flip; one without wakes", async () => {
