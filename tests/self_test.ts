@@ -22,6 +22,7 @@ import { podMount, type SidecarProcess, spawnSidecar } from "./support/sidecar.t
 import { type SseMessage, strictReader } from "./support/sse_client.ts";
 
 const T = { sanitizeOps: false, sanitizeResources: false };
+const CONTRADICTION = "pod identity contradicts an endpoint";
 
 interface Endpoint {
   addresses: string[];
@@ -157,7 +158,7 @@ async function scenario(dual: boolean): Promise<void> {
       assert.ok(mine.every((a) => !m.data.includes(`"${a}"`)), `this Pod in ${m.data}`);
     }
     assert.ok(excluded.events.slice(excludedEvents).every((m) => Number(m.id) > peers.index));
-    assert.deepEqual(sidecar.logs.filter((l) => l.level === "warn"), []);
+    assert.deepEqual(sidecar.logs.filter((l) => l.msg === CONTRADICTION), []);
   } finally {
     for (const s of streams) s.close();
     await sidecar.stop();
@@ -205,7 +206,7 @@ async function scenario(dual: boolean): Promise<void> {
     await waitFor(async () => (await get(contradicted, base)).body.self === "not-ready");
     const peers = (await get(contradicted, `${base}?exclude=self&state=all`)).body;
     assert.deepEqual(addresses(peers), [...ips(1), ...ips(2)].sort());
-    const warns = contradicted.logs.filter((l) => l.level === "warn");
+    const warns = contradicted.logs.filter((l) => l.msg === CONTRADICTION);
     assert.equal(warns.length, 1, JSON.stringify(warns));
   } finally {
     await contradicted.stop();
