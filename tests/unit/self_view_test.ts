@@ -3,6 +3,7 @@
 import assert from "node:assert/strict";
 import type { V1EndpointSlice } from "@kubernetes/client-node";
 import { createApi } from "../../lib/api.ts";
+import { createHandler } from "../../lib/routes.ts";
 import { EndpointCache, type ServiceView } from "../../lib/cache.ts";
 import { HealthRegistry } from "../../lib/health.ts";
 import type { Logger } from "../../lib/log.ts";
@@ -230,53 +231,90 @@ Deno.test("the view without this Pod is made once per change and shared: its mem
   assert.equal(announced[1]![0]!.index, 12);
 });
 
-Deno.test("over a seeded random sequence the view without this Pod is exactly the others, and moves when they change", () => {
+Deno.test("over a seeded random sequence the view without this Pod is exactly the others, and moves exactly when they change", () => {
   const seed = Number(Deno.env.get("SELF_SEED")) || Math.floor(Math.random() * 2 ** 31);
   console.log(`seed ${seed} (replay with SELF_SEED=${seed})`);
   const rand = prng(seed);
   const cache = new EndpointCache(new Map([["ns", { kind: "names", names: ["web"] } as const]]));
   const selves = new SelfViews(cache, { identity: ME });
   const store = cache.sliceStore("ns");
-  // Pods web-0 (this one) to web-7 in two slices; each step flips, moves, drops or adds one.
+  // Pods web-0 (this one) to web-7 in three slices; each step flips, moves, drops or adds one
+  // to three of them, and writes the slices it touched (and sometimes one it did not), one
+  // event each: an event may change this Pod and peers at once.
   const pods = new Map<string, Pod & { slice: string }>();
+  const names = ["a", "b", "c"];
   for (let i = 0; i < 8; i++) {
-    pods.set(`web-${i}`, { name: `web-${i}`, ip: `10.0.0.${i + 1}`, slice: i % 2 ? "b" : "a" });
+    pods.set(`web-${i}`, { name: `web-${i}`, ip: `10.0.0.${i + 1}`, slice: names[i % 3]! });
   }
-  let rv = 10;
-  const write = (names: string[]) => {
-    for (const s of names) {
-      store.apply(
-        "MODIFIED",
-        slice([...pods.values()].filter((p) => p.slice === s), String(++rv), `web-${s}`),
-      );
-    }
-  };
-  store.replace(
-    ["a", "b"].map((s) => slice([...pods.values()].filter((p) => p.slice === s), "10", `web-${s}`)),
-    "10",
-  );
+  const sliceOf = (s: string, rv: string) =>
+    slice([...pods.values()].filter((p) => p.slice === s), rv, `web-${s}`);
+  store.replace(names.map((s) => sliceOf(s, "10")), "10");
   const peersOf = (v: ServiceView) =>
     JSON.stringify(v.endpoints.filter((e) => e.targetRef?.name !== "web-0"));
+  let rv = 10;
   let before = cache.view("ns", "web")!;
   for (let step = 0; step < 400; step++) {
-    const where = `seed ${seed}, step ${step}`;
-    const name = `web-${Math.floor(rand() * 8)}`;
-    const p = pods.get(name);
-    const op = rand();
-    if (!p) pods.set(name, { name, ip: `10.0.0.${Number(name.slice(4)) + 1}`, slice: "a" });
-    else if (op < 0.6) p.ready = !(p.ready ?? true);
-    else if (op < 0.8) p.slice = p.slice === "a" ? "b" : "a";
-    else pods.delete(name);
-    write(["a", "b"]);
-    const view = cache.view("ns", "web")!;
-    if (view === before) continue;
-    const info = selves.of(view);
-    const own = view.endpoints.filter((e) => e.targetRef?.name === "web-0");
-    assert.deepEqual([...info.endpoints], own, where);
-    assert.equal(JSON.stringify(info.peers.endpoints), peersOf(view), where);
-    const was = selves.of(before).peers;
-    if (peersOf(view) !== peersOf(before)) assert.ok(info.peers.index > was.index, where);
-    else if (name === "web-0") assert.equal(info.peers, was, `${where}: only this Pod changed`);
-    before = view;
+    const touched = new Set<string>();
+    const pick = () => names[Math.floor(rand() * 3)]!;
+    for (let n = 1 + Math.floor(rand() * 3); n > 0; n--) {
+      const name = `web-${Math.floor(rand() * 8)}`;
+      const p = pods.get(name);
+      const op = rand();
+      if (!p) {
+        const at = pick();
+        pods.set(name, { name, ip: `10.0.0.${Number(name.slice(4)) + 1}`, slice: at });
+        touched.add(at);
+      } else if (op < 0.6) {
+        p.ready = !(p.ready ?? true);
+        touched.add(p.slice);
+      } else if (op < 0.8) {
+        touched.add(p.slice);
+        touched.add(p.slice = pick());
+      } else {
+        pods.delete(name);
+        touched.add(p.slice);
+      }
+    }
+    if (rand() < 0.3) touched.add(pick());
+    for (const s of touched) {
+      const where = `seed ${seed}, step ${step}, slice ${s}`;
+      store.apply("MODIFIED", sliceOf(s, String(++rv)));
+      const view = cache.view("ns", "web")!;
+      if (view === before) continue;
+      const info = selves.of(view);
+      const own = view.endpoints.filter((e) => e.targetRef?.name === "web-0");
+      assert.deepEqual([...info.endpoints], own, where);
+      assert.equal(JSON.stringify(info.peers.endpoints), peersOf(view), where);
+      const was = selves.of(before).peers;
+      if (peersOf(view) !== peersOf(before)) assert.ok(info.peers.index > was.index, where);
+      else assert.equal(info.peers, was, `${where}: the others are as they were, yet it moved`);
+      before = view;
+    }
   }
+});
+
+Deno.test("the Go service's /endpoints is byte for byte the same with and without this Pod's identity", async () => {
+  const serve = async (pod: PodIdentity | undefined) => {
+    const cache = new EndpointCache(new Map([["ns", { kind: "names", names: ["web"] } as const]]));
+    const handler = createHandler(cache, { primary: { namespace: "ns", name: "web" }, pod });
+    const store = cache.sliceStore("ns");
+    store.replace([slice(THREE, "10")], "10");
+    const out: string[] = [];
+    const read = async () => {
+      // Marks made first, as a /v1 client would, so that the Go route reads after them.
+      await (await handler(new Request("http://x/v1/services/ns/web?exclude=self"))).text();
+      const r = await handler(new Request("http://x/endpoints"));
+      out.push(
+        `${r.status} ${r.headers.get("content-type")} ${r.headers.get("x-discovery-index")}`,
+      );
+      out.push(await r.text());
+    };
+    await read();
+    store.apply("MODIFIED", slice([{ ...THREE[0]!, ready: false }, ...peers(THREE)], "11"));
+    await read();
+    return out;
+  };
+  const mine = await serve(ME);
+  assert.match(mine[1]!, /10\.0\.0\.1/);
+  assert.deepEqual(mine, await serve(undefined));
 });
