@@ -127,6 +127,7 @@ async function scenario(dual: boolean): Promise<void> {
     const waiting = get(sidecar, `${base}?exclude=self&index=${peers.index}&wait=60s`)
       .then((a) => excludedAnswer = a);
     const woken = get(sidecar, `${base}?index=${before.index}&wait=60s`);
+    const excludedBeforeFlip = excluded.events.length;
     await setPodReady(ns, "ring-0", false);
     const flipped = await woken;
     assert.ok(flipped.index > before.index);
@@ -141,6 +142,11 @@ async function scenario(dual: boolean): Promise<void> {
     );
     await new Promise((r) => setTimeout(r, 1500));
     assert.equal(excludedAnswer, undefined, "the excluded blocking query slept through the flip");
+    assert.deepEqual(
+      excluded.events.slice(excludedBeforeFlip),
+      [],
+      "the stream with exclude=self had no event for the flip",
+    );
     const unchanged = await get(sidecar, `${base}?exclude=self`);
     assert.equal(unchanged.index, peers.index, "the excluded client's index did not move");
     const excludedEvents = excluded.events.length;
