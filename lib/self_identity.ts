@@ -2,9 +2,10 @@
  * This Pod's identity at start: the settings fed by the downward API (`--pod-name`,
  * `--pod-namespace`, `--pod-ips`, or `POD_NAME`, `POD_NAMESPACE`, `POD_IPS`/`POD_IP`), and where
  * one is missing, the fallback that needs nothing: the name from the hostname (a Pod's hostname
- * is its name unless `spec.hostname` is set, cut to 63 characters), the namespace from the
- * service-account mount's `namespace` file. There is no fallback for the IPs: without them an
- * endpoint is this Pod by its `targetRef` only. What is used is logged once, in one line.
+ * is its name unless `spec.hostname` is set, cut to 63 characters; with `setHostnameAsFQDN`, the
+ * first label of the FQDN), the namespace from the service-account mount's `namespace` file.
+ * There is no fallback for the IPs: without them an endpoint is this Pod by its `targetRef`
+ * only. What is used is logged once, in one line.
  *
  * @module
  */
@@ -35,15 +36,6 @@ export function resolveIdentity(
   options: ResolveIdentityOptions = {},
 ): ResolvedIdentity {
   const from: ResolvedIdentity["from"] = { ...config.podSources };
-  let name = config.podName;
-  if (name === undefined) {
-    const host = (options.hostname ?? defaultHostname)()?.trim().toLowerCase();
-    // A hostname that is not a DNS name (a machine outside Kubernetes) names no Pod.
-    if (host && /^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$/.test(host)) {
-      name = host;
-      from.name = "hostname";
-    }
-  }
   let namespace = config.podNamespace;
   if (namespace === undefined) {
     const path = `${config.serviceAccountDir}/namespace`;
@@ -53,7 +45,26 @@ export function resolveIdentity(
       from.namespace = path;
     }
   }
+  let name = config.podName;
+  if (name === undefined) {
+    const host = (options.hostname ?? defaultHostname)()?.trim().toLowerCase();
+    // A hostname that is not a DNS name (a machine outside Kubernetes) names no Pod.
+    if (host && /^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$/.test(host)) {
+      name = podNameOf(host, namespace);
+      from.name = "hostname";
+    }
+  }
   return { identity: { name, namespace, ips: config.podIps }, from };
+}
+
+/** The Pod name a hostname gives: a Pod with `setHostnameAsFQDN` (and a `subdomain`) has
+ * `<hostname>.<subdomain>.<namespace>.svc.<cluster domain>`, whose first label is the name
+ * (StatefulSets set `spec.hostname` to it); any other hostname is the name itself. */
+function podNameOf(host: string, namespace: string | undefined): string {
+  const labels = host.split(".");
+  const fqdn = namespace !== undefined && labels.length > 4 && labels[2] === namespace &&
+    labels[3] === "svc";
+  return fqdn ? labels[0]! : host;
 }
 
 /** Logs, once at start, which identity the sidecar uses and how it matches its endpoints. */

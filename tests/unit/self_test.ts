@@ -184,3 +184,19 @@ Deno.test("the settings win over the fallbacks; with nothing known the log says 
   assert.equal(log.lines[0]!.match, "none");
   assert.match(String(log.lines[0]!.note), /POD_NAME and POD_NAMESPACE/);
 });
+
+Deno.test("a Pod with setHostnameAsFQDN has its FQDN as hostname: the name is its first label", () => {
+  const config = { ...load([], SEED), serviceAccountDir: "/sa" };
+  const fqdn = resolveIdentity(config, {
+    hostname: () => "kafka-0.kafka-headless.shop.svc.cluster.local",
+    readFile: (p) => p === "/sa/namespace" ? "shop\n" : undefined,
+  });
+  assert.deepEqual(fqdn.identity, { name: "kafka-0", namespace: "shop", ips: [] });
+  assert.equal(fqdn.from.name, "hostname");
+  // A dotted name that is not this namespace's FQDN is taken as it is.
+  const dotted = resolveIdentity(config, {
+    hostname: () => "web.v2-0",
+    readFile: (p) => p === "/sa/namespace" ? "shop\n" : undefined,
+  });
+  assert.equal(dotted.identity.name, "web.v2-0");
+});
