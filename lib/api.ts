@@ -7,7 +7,7 @@
  *
  * @module
  */
-import type { EndpointCache, ServiceView } from "./cache.ts";
+import type { EndpointCache, ServiceView, ViewSource } from "./cache.ts";
 import { etag as etagOf } from "./etag.ts";
 import type { HealthRegistry } from "./health.ts";
 import { addStaleness, errorResponse, etagMatches, jsonResponse } from "./http_util.ts";
@@ -20,6 +20,8 @@ import { sseResponse } from "./sse.ts";
 import { SseHistory } from "./sse_history.ts";
 import { Waiters } from "./waiters.ts";
 import { isoTime } from "./iso_time.ts";
+import type { PodIdentity } from "./self.ts";
+import { SelfViews } from "./self_view.ts";
 
 /** Options for {@linkcode createApi}. */
 export interface ApiOptions {
@@ -34,8 +36,11 @@ export interface ApiOptions {
   signal?: AbortSignal;
   /** The watches' health: when each namespace's view was last known current. */
   health: HealthRegistry;
-  /** Where a stream closed for not reading is logged. */
+  /** Where a stream closed for not reading and a contradicting Pod identity are logged. */
   log?: Logger;
+  /** This Pod (lib/self_identity.ts): marks its endpoints, and `?exclude=self` leaves them out.
+   * Default: unknown (no marks; `exclude=self` answers 400). */
+  pod?: PodIdentity;
 }
 
 /** The /v1 routes: returns undefined for a path it does not serve. */
@@ -44,8 +49,11 @@ export type ApiHandler = (req: Request, path: string) => Promise<Response> | Res
 /** Builds the /v1 handler over the cache. */
 export function createApi(cache: EndpointCache, options: ApiOptions): ApiHandler {
   const { watchers } = options;
+  // First: every later reader of a change finds this Pod's part of the new view made.
+  const selves = new SelfViews(cache, { identity: options.pod ?? { ips: [] }, log: options.log });
   const history = new SseHistory(cache);
   const waiters = new Waiters(cache, options.signal);
+  const peerWaiters = new Waiters(selves.excluded, options.signal);
   const tooMany = () =>
     errorResponse(
       429,
@@ -63,22 +71,28 @@ export function createApi(cache: EndpointCache, options: ApiOptions): ApiHandler
       if (e instanceof QueryError) return errorResponse(400, e.message);
       throw e;
     }
+    if (q.excludeSelf && !selves.known) {
+      return errorResponse(
+        400,
+        "?exclude=self needs this Pod's identity: start the sidecar with POD_NAME and " +
+          "POD_NAMESPACE (or POD_IPS) from the downward API; see docs/api.md",
+      );
+    }
     if (parts[1] === "services" && parts.length === 2) {
-      return listServices(cache, req, options.health);
+      return listServices(cache, req, options.health, selves);
     }
     if (parts[1] === "services" && parts.length === 4) {
       const [ns, name] = [parts[2]!, parts[3]!];
       const notWatched = unwatched(cache, ns, name);
       if (notWatched) return notWatched;
-      const health = options.health;
-      if (q.index === undefined) return serviceResponse(cache, req, { ns, name, q, health });
+      const o = { ns, name, q, health: options.health, selves };
+      if (q.index === undefined) return serviceResponse(cache, req, o);
       if (watchers.sse + watchers.blocking >= options.maxWatchers) return tooMany();
       watchers.blocking++;
-      return block(cache, waiters, { ns, name, q, signal: req.signal })
+      const [source, waiting] = q.excludeSelf ? [selves.excluded, peerWaiters] : [cache, waiters];
+      return block(source, waiting, { ns, name, q, signal: req.signal })
         .finally(() => watchers.blocking--)
-        .then((gone) =>
-          gone ? goneResponse(gone) : serviceResponse(cache, req, { ns, name, q, health })
-        );
+        .then((gone) => gone ? goneResponse(gone) : serviceResponse(cache, req, o));
     }
     if (parts[1] === "watch" && (parts.length === 2 || parts.length === 4)) {
       if (q.index !== undefined) {
@@ -98,10 +112,10 @@ export function createApi(cache: EndpointCache, options: ApiOptions): ApiHandler
       if (watchers.sse + watchers.blocking >= options.maxWatchers) return tooMany();
       watchers.sse++;
       const shape = JSON.stringify({ ...q, index: undefined, waitMs: undefined, format: "sse" });
-      return sseResponse(cache, {
+      return sseResponse(q.excludeSelf ? selves.excluded : cache, {
         history,
         service,
-        frame: (v, type) => serialized(v, shape, () => eventBody(v, q)).frame(type),
+        frame: (v, type) => serialized(v, shape, () => eventBody(v, q, selves)).frame(type),
         lastEventId: lastId ? Number(lastId) : undefined,
         signal: options.signal,
         onClose: (reason, detail) => {
@@ -151,7 +165,7 @@ function goneResponse(tombstone: ServiceView): Response {
  * index that differs answers at once, as Consul does. Resolves with the tombstone when the
  * Service went away meanwhile; the drain signal (shutdown) ends the wait with the current state. */
 function block(
-  cache: EndpointCache,
+  cache: ViewSource,
   waiters: Waiters,
   o: { ns: string; name: string; q: Query; signal: AbortSignal },
 ): Promise<ServiceView | undefined> {
@@ -175,9 +189,10 @@ function watchable(cache: EndpointCache, ns: string, name: string): boolean {
   return cache.watches(ns, name) || !cache.synced(ns);
 }
 
-/** The event data of a view: its state, or for a tombstone who left and when. */
-function eventBody(view: ServiceView, q: Query): string {
-  if (!view.removed) return serviceBody(view, q);
+/** The event data of a view: its state (with this Pod's marks, unless it is left out), or for
+ * a tombstone who left and when. */
+function eventBody(view: ServiceView, q: Query, selves: SelfViews): string {
+  if (!view.removed) return serviceBody(view, q, q.excludeSelf ? undefined : selves.of(view));
   return JSON.stringify({
     namespace: view.namespace,
     name: view.name,
@@ -189,13 +204,15 @@ function eventBody(view: ServiceView, q: Query): string {
 function serviceResponse(
   cache: EndpointCache,
   req: Request,
-  o: { ns: string; name: string; q: Query; health: HealthRegistry },
+  o: { ns: string; name: string; q: Query; health: HealthRegistry; selves: SelfViews },
 ): Response {
   if (!cache.synced(o.ns)) {
     return errorResponse(503, `not ready: no complete list yet for namespace ${o.ns}`);
   }
-  const view = cache.view(o.ns, o.name);
-  if (!view) return unwatched(cache, o.ns, o.name)!;
+  const current = cache.view(o.ns, o.name);
+  if (!current) return unwatched(cache, o.ns, o.name)!;
+  // Without this Pod: the view whose index and generation move only when peers change.
+  const view = o.q.excludeSelf ? o.selves.of(current).peers : current;
   const key = JSON.stringify({ ...o.q, index: undefined, waitMs: undefined });
   const etag = etagOf(view.generation, key);
   const headers = freshness(o.health, view.namespace, view.index, etag);
@@ -205,7 +222,10 @@ function serviceResponse(
   const body = serialized(
     view,
     key,
-    () => o.q.format === "text" ? textBody(view, o.q) : serviceBody(view, o.q),
+    () =>
+      o.q.format === "text"
+        ? textBody(view, o.q)
+        : serviceBody(view, o.q, o.q.excludeSelf ? undefined : o.selves.of(view)),
   ).body;
   if (o.q.format === "text") {
     headers["Content-Type"] = "text/plain; charset=utf-8";
@@ -214,7 +234,12 @@ function serviceResponse(
   return jsonResponse(body, { headers });
 }
 
-function listServices(cache: EndpointCache, req: Request, health: HealthRegistry): Response {
+function listServices(
+  cache: EndpointCache,
+  req: Request,
+  health: HealthRegistry,
+  selves: SelfViews,
+): Response {
   if (!cache.ready) return errorResponse(503, "not ready: no complete list yet");
   const views = cache.views();
   const etag = etagOf(`services.${cache.generation}`);
@@ -227,6 +252,7 @@ function listServices(cache: EndpointCache, req: Request, health: HealthRegistry
     name: v.name,
     index: v.index,
     lastUpdated: isoTime(v.changedAt),
+    self: selves.of(v).state,
     endpoints: countEndpoints(v.endpoints),
   }));
   return jsonResponse({ index: cache.index, services }, { headers });

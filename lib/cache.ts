@@ -23,6 +23,10 @@ export type { Watched } from "./selection.ts";
 /** The label that ties an EndpointSlice to its Service. */
 export const SERVICE_NAME_LABEL = "kubernetes.io/service-name";
 
+/** What readers of views need from a cache: its views, its index and its changes. A view of the
+ * cache that leaves something out (lib/self_view.ts: without this Pod) is one too. */
+export type ViewSource = Pick<EndpointCache, "ready" | "index" | "view" | "views" | "subscribe">;
+
 /** Called with the views that changed (tombstones included), after each change. */
 export type ChangeListener = (changed: ServiceView[]) => void;
 

@@ -6,6 +6,7 @@
  * @module
  */
 import { LOG_LEVELS, type LogLevel } from "./log.ts";
+import { canonicalIp } from "./self.ts";
 
 /** The API server's watch bookmark period (s, `defaultBookmarkFrequency` of the cacher): a
  * shorter idle timeout would restart healthy quiet watches. */
@@ -29,6 +30,15 @@ export interface Config {
   nodeName?: string;
   /** The pod's zone, for `?zonal=` without `zone`. */
   zone?: string;
+  /** This Pod's name (downward API metadata.name); undefined: the hostname, resolved at start. */
+  podName?: string;
+  /** This Pod's namespace (downward API metadata.namespace); undefined: the service-account
+   * mount's, resolved at start. */
+  podNamespace?: string;
+  /** This Pod's IPs (downward API status.podIPs or status.podIP), canonical; may be empty. */
+  podIps: string[];
+  /** Where each Pod identity setting came from (a flag or variable name), for the start log. */
+  podSources: { name?: string; namespace?: string; ips?: string };
   /** /readyz answers 503 once the watch has been broken this long (ms); 0: never. */
   readyMaxStalenessMs: number;
   /** At most this many SSE streams and blocking queries at once; more get 429. */
@@ -106,6 +116,23 @@ export const SETTINGS: Record<string, Setting> = {
     flag: "zone",
     env: [ENV + "ZONE"],
     help: "this pod's zone, for ?zonal=pin|prefer without ?zone=",
+  },
+  podName: {
+    flag: "pod-name",
+    env: [ENV + "POD_NAME", "POD_NAME"],
+    help: "this Pod's name, for the self marks and ?exclude=self (downward API: metadata.name; " +
+      "default: the hostname, which is the Pod's name unless spec.hostname is set)",
+  },
+  podNamespace: {
+    flag: "pod-namespace",
+    env: [ENV + "POD_NAMESPACE", "POD_NAMESPACE"],
+    help: "this Pod's namespace (downward API: metadata.namespace; default: the namespace file " +
+      "of --service-account-dir)",
+  },
+  podIps: {
+    flag: "pod-ips",
+    env: [ENV + "POD_IPS", "POD_IPS", "POD_IP"],
+    help: "this Pod's IPs, comma-separated (downward API: status.podIPs, or status.podIP)",
   },
   readyMaxStaleness: {
     flag: "ready-max-staleness",
@@ -281,6 +308,7 @@ export function loadConfig(args: string[], options: LoadConfigOptions = {}): Con
         "(or their KUBERNETES_POD_DISCOVERY_* variables)",
     );
   }
+  const pod = parsePod(raw);
   const namespaces = (raw("namespaces").value ?? "").split(",").map((s) => s.trim())
     .filter((s) => s !== "");
   for (const ns of namespaces) checkDnsLabel(ns, raw("namespaces").source);
@@ -291,6 +319,7 @@ export function loadConfig(args: string[], options: LoadConfigOptions = {}): Con
     namespaces,
     nodeName: raw("nodeName").value?.trim() || undefined,
     zone: raw("zone").value?.trim() || undefined,
+    ...pod,
     readyMaxStalenessMs: parseSeconds(raw("readyMaxStaleness"), 0, 86_400) * 1000,
     maxWatchers: parseSeconds(raw("maxWatchers"), 1, 100_000),
     namespace,
@@ -304,6 +333,47 @@ export function loadConfig(args: string[], options: LoadConfigOptions = {}): Con
     serviceAccountDir: raw("serviceAccountDir").value || DEFAULT_SERVICE_ACCOUNT_DIR,
     logLevel: level.value as LogLevel,
     watchIdleTimeoutMs: idleS * 1000,
+  };
+}
+
+/** This Pod's identity settings, validated: a DNS subdomain name, a namespace, IPs. */
+function parsePod(
+  raw: (key: string) => { value?: string; source: string },
+): Pick<Config, "podName" | "podNamespace" | "podIps" | "podSources"> {
+  const name = raw("podName"), namespace = raw("podNamespace"), ips = raw("podIps");
+  const podName = name.value?.trim() || undefined;
+  if (podName !== undefined && !/^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$/.test(podName)) {
+    throw new ConfigError(
+      `Cannot parse ${name.source}: ${
+        JSON.stringify(podName)
+      } is not a Pod name (lowercase letters, digits, '-' and '.'); set it from the downward ` +
+        "API fieldRef metadata.name",
+    );
+  }
+  const podNamespace = namespace.value?.trim() || undefined;
+  if (podNamespace !== undefined) checkDnsLabel(podNamespace, namespace.source);
+  const podIps: string[] = [];
+  for (const item of (ips.value ?? "").split(/[\s,]+/).filter((s) => s !== "")) {
+    const ip = canonicalIp(item);
+    if (ip === undefined) {
+      throw new ConfigError(
+        `Cannot parse ${ips.source}: ${
+          JSON.stringify(item)
+        } is not an IP address; set it from the downward API fieldRef status.podIPs ` +
+          "(comma-separated) or status.podIP",
+      );
+    }
+    if (!podIps.includes(ip)) podIps.push(ip);
+  }
+  return {
+    podName,
+    podNamespace,
+    podIps,
+    podSources: {
+      name: podName && name.source,
+      namespace: podNamespace && namespace.source,
+      ips: podIps.length ? ips.source : undefined,
+    },
   };
 }
 

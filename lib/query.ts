@@ -19,6 +19,8 @@ export interface Query {
   node?: string;
   nodeMode?: "pin" | "prefer";
   format: "json" | "text";
+  /** `?exclude=self`: leave this Pod's endpoints out (the view without this Pod). */
+  excludeSelf?: true;
   /** Blocking query: wait while the index is still this. */
   index?: number;
   /** Blocking query: wait at most this long (ms). */
@@ -49,6 +51,7 @@ const KNOWN = new Set([
   "node",
   "nodeName",
   "format",
+  "exclude",
   "index",
   "wait",
 ]);
@@ -96,6 +99,7 @@ export function parseQuery(
     zonal: oneOf(params, "zonal", ["pin", "prefer"] as const),
     nodeMode: oneOf(params, "node", ["pin", "prefer"] as const),
   };
+  if (oneOf(params, "exclude", ["self"] as const)) q.excludeSelf = true;
   const port = params.get("port");
   if (port !== null) {
     if (!/^([a-z0-9]([-a-z0-9]*[a-z0-9])?|\d{1,5})$/.test(port)) {

@@ -77,6 +77,7 @@ export function createHandler(cache: EndpointCache, options: HandlerOptions = {}
     watchers: options.watchers ?? { sse: 0, blocking: 0 },
     signal: options.signal,
     log: options.log,
+    pod: options.pod,
   });
   const notSynced = (what: string): Response =>
     errorResponse(

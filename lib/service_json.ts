@@ -4,6 +4,10 @@
  * unchanged (lib/merged_service.ts keeps the objects of endpoints a change did not touch), so the
  * body after a change to one slice of a big Service costs the slice's endpoints plus one join,
  * not the whole Service again. The text is exactly `JSON.stringify` of {@linkcode serviceJson}.
+ * With this Pod's marks (lib/self_view.ts), the body says its state in the Service (`self`, after
+ * `lastUpdated`) and its endpoints carry `"self": true` (last); a body without marks (the view
+ * without this Pod that `?exclude=self` serves) has neither, so it does not change when only
+ * this Pod does.
  *
  * @module
  */
@@ -11,27 +15,29 @@ import type { EndpointView, PortView } from "./endpoints.ts";
 import { filterEndpoints, type Query, targets } from "./query.ts";
 import type { ServiceView } from "./service_view.ts";
 import { isoTime } from "./iso_time.ts";
+import type { SelfState } from "./self.ts";
+
+/** This Pod in a view: its state and its endpoints (lib/self_view.ts's `SelfInfo`). */
+export interface SelfMarks {
+  readonly state: SelfState;
+  readonly endpoints: ReadonlySet<EndpointView>;
+}
 
 /** An endpoint's JSON text, for as long as the endpoint object lives. */
 const fragments = new WeakMap<EndpointView, string>();
 
 /** The JSON body of a view under a query: the text of {@linkcode serviceJson}. */
-export function serviceBody(view: ServiceView, q: Query): string {
+export function serviceBody(view: ServiceView, q: Query, self?: SelfMarks): string {
   const endpoints = filterEndpoints(view.endpoints, q);
   const parts: string[] = new Array(endpoints.length);
+  const own = self?.endpoints.size ? self.endpoints : undefined;
   for (let i = 0; i < endpoints.length; i++) {
     const e = endpoints[i]!;
     let text = fragments.get(e);
     if (text === undefined) fragments.set(e, text = JSON.stringify(endpointJson(e)));
-    parts[i] = text;
+    parts[i] = own?.has(e) ? `${text.slice(0, -1)},"self":true}` : text;
   }
-  const head = JSON.stringify({
-    namespace: view.namespace,
-    name: view.name,
-    index: view.index,
-    lastUpdated: isoTime(view.changedAt),
-    ports: portsOf(view),
-  });
+  const head = JSON.stringify(headOf(view, self));
   const tail = q.port === undefined
     ? ""
     : `,"targets":${JSON.stringify(targets(endpoints, q.port))}`;
@@ -39,15 +45,17 @@ export function serviceBody(view: ServiceView, q: Query): string {
 }
 
 /** The body of a view under a query as an object (what {@linkcode serviceBody} writes). */
-export function serviceJson(view: ServiceView, q: Query): Record<string, unknown> {
+export function serviceJson(
+  view: ServiceView,
+  q: Query,
+  self?: SelfMarks,
+): Record<string, unknown> {
   const endpoints = filterEndpoints(view.endpoints, q);
   const out: Record<string, unknown> = {
-    namespace: view.namespace,
-    name: view.name,
-    index: view.index,
-    lastUpdated: isoTime(view.changedAt),
-    ports: portsOf(view),
-    endpoints: endpoints.map(endpointJson),
+    ...headOf(view, self),
+    endpoints: endpoints.map((e) =>
+      self?.endpoints.has(e) ? { ...endpointJson(e), self: true } : endpointJson(e)
+    ),
   };
   if (q.port !== undefined) out.targets = targets(endpoints, q.port);
   return out;
@@ -57,6 +65,19 @@ export function serviceJson(view: ServiceView, q: Query): Record<string, unknown
 export function textBody(view: ServiceView, q: Query): string {
   const lines = targets(filterEndpoints(view.endpoints, q), q.port);
   return lines.length ? lines.join("\n") + "\n" : "";
+}
+
+/** The fields before `endpoints`; `self` only with marks. */
+function headOf(view: ServiceView, self: SelfMarks | undefined): Record<string, unknown> {
+  const head: Record<string, unknown> = {
+    namespace: view.namespace,
+    name: view.name,
+    index: view.index,
+    lastUpdated: isoTime(view.changedAt),
+  };
+  if (self) head.self = self.state;
+  head.ports = portsOf(view);
+  return head;
 }
 
 /** Every port of the Service, once per name and number. */

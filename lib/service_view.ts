@@ -39,6 +39,8 @@ export class ServiceView {
       endpoints: readonly EndpointView[];
       index?: number;
       removed?: boolean;
+      /** When it was made; default now (a view derived from another keeps the other's time). */
+      changedAt?: number;
     },
   ) {
     this.namespace = key.namespace;
@@ -48,7 +50,7 @@ export class ServiceView {
     this.generation = nextGeneration++;
     this.endpoints = state.endpoints;
     this.removed = state.removed ?? false;
-    this.changedAt = Date.now();
+    this.changedAt = state.changedAt ?? Date.now();
   }
 
   /** The v1 Endpoints JSON body, serialized on first use and kept. */

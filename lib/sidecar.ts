@@ -17,6 +17,7 @@ import type { Logger } from "./log.ts";
 import { Metrics } from "./metrics.ts";
 import { Reflector } from "./reflector.ts";
 import { createHandler } from "./routes.ts";
+import { logIdentity, resolveIdentity } from "./self_identity.ts";
 import { DRAIN_MS } from "./sse.ts";
 
 /** A running sidecar. */
@@ -94,10 +95,12 @@ export async function startSidecar(config: Config, options: SidecarOptions): Pro
   const watchers = { sse: 0, blocking: 0, sseSlowClosed: 0 };
   const drain = new AbortController();
   const metrics = sidecarMetrics(cache, reflectors, watchers);
+  const pod = resolveIdentity(config);
   const first = config.services[0];
   const handler = createHandler(cache, {
     primary: first ? { namespace: first.namespace || defaultNs, name: first.name } : undefined,
     self: { nodeName: config.nodeName, zone: config.zone },
+    pod: pod.identity,
     maxWatchers: config.maxWatchers,
     watchers,
     signal: drain.signal,
@@ -126,6 +129,7 @@ export async function startSidecar(config: Config, options: SidecarOptions): Pro
     mode: conn.mode,
     watch: cache.selection.describe(),
   });
+  logIdentity(log, pod);
   const watches = Promise.all(reflectors.map((r) => r.run(signal)));
   const servers = [server, probes?.server].filter((s) => s !== undefined);
   signal.addEventListener("abort", () => {

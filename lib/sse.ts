@@ -11,7 +11,7 @@
  *
  * @module
  */
-import type { EndpointCache, ServiceView } from "./cache.ts";
+import type { ServiceView, ViewSource } from "./cache.ts";
 import type { SseHistory } from "./sse_history.ts";
 
 /** Comment line sent when nothing else was, so proxies keep an idle stream open. */
@@ -96,7 +96,7 @@ interface Pending {
 }
 
 /** A `text/event-stream` response over the cache's changes; always 200. */
-export function sseResponse(cache: EndpointCache, options: SseOptions): Response {
+export function sseResponse(cache: ViewSource, options: SseOptions): Response {
   const stream = new SseStream(cache, options);
   return new Response(stream.body, {
     headers: {
@@ -110,7 +110,7 @@ export function sseResponse(cache: EndpointCache, options: SseOptions): Response
 
 class SseStream {
   readonly body: ReadableStream<Uint8Array>;
-  #cache: EndpointCache;
+  #cache: ViewSource;
   #o: SseOptions;
   #pending = new Map<string, Pending>();
   #pendingBytes = 0;
@@ -126,7 +126,7 @@ class SseStream {
   #controller?: ReadableStreamDefaultController<Uint8Array>;
   #unsubscribe = () => {};
 
-  constructor(cache: EndpointCache, options: SseOptions) {
+  constructor(cache: ViewSource, options: SseOptions) {
     this.#cache = cache;
     this.#o = options;
     const waiting = !cache.ready;

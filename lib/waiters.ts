@@ -7,7 +7,7 @@
  *
  * @module
  */
-import type { EndpointCache, ServiceView } from "./cache.ts";
+import type { ServiceView, ViewSource } from "./cache.ts";
 
 /** How often deadlines are checked: a wait is 1 s to 10 min plus up to 1/16 of jitter, so a
  * quarter second late is within what the client already accepts. */
@@ -26,7 +26,7 @@ export class Waiters {
   #sweep?: ReturnType<typeof setInterval>;
 
   /** Wakes waiters on their Service's changes, and all of them when `signal` aborts. */
-  constructor(cache: EndpointCache, signal?: AbortSignal) {
+  constructor(cache: Pick<ViewSource, "subscribe">, signal?: AbortSignal) {
     cache.subscribe((changed) => {
       for (const v of changed) this.#wakeKey(`${v.namespace}/${v.name}`, v.removed ? v : undefined);
     });

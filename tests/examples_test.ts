@@ -413,12 +413,18 @@ for (const { file, object } of DEPLOYMENTS) {
       // Pods for every Service the sidecar watches: the Deployment's own from its template,
       // the others from their Service's selector.
       const env: Record<string, string> = {};
+      // This Pod's name and IPs: those of the first Pod made from the Deployment's template.
+      const podFields: { name: string; field: string }[] = [];
       for (const e of c.env ?? []) {
+        const field = e.valueFrom?.fieldRef?.fieldPath;
         if (e.value !== undefined) env[e.name] = e.value;
-        else if (e.valueFrom?.fieldRef?.fieldPath === "spec.nodeName") env[e.name] = "ex-node";
-        else if (e.valueFrom?.fieldRef?.fieldPath === "metadata.namespace") env[e.name] = ns;
-        else assert.fail(`cannot give ${e.name} a value in this test`);
+        else if (field === "spec.nodeName") env[e.name] = "ex-node";
+        else if (field === "metadata.namespace") env[e.name] = ns;
+        else if (field && ["metadata.name", "status.podIP", "status.podIPs"].includes(field)) {
+          podFields.push({ name: e.name, field });
+        } else assert.fail(`cannot give ${e.name} a value in this test`);
       }
+      let self: { service: string; name: string; ip: string } | undefined;
       const watched = serviceNames(env[ENV + "SERVICE_NAME"]!, ns);
       const ports = [...(podSpec.initContainers ?? []), ...podSpec.containers]
         .flatMap((x) => x.ports ?? []);
@@ -451,6 +457,13 @@ for (const { file, object } of DEPLOYMENTS) {
           (s) => s.some((x) => (x.endpoints ?? []).filter((e) => e.conditions?.ready).length === 2),
         );
         expected.set(`${w.namespace}/${w.name}`, [start, start + 1].map(podIPv4).sort());
+        if (own && w.namespace === ns && !self) {
+          self = { service: `${w.namespace}/${w.name}`, name: names[0]!, ip: podIPv4(start) };
+        }
+      }
+      for (const f of podFields) {
+        assert.ok(self, `${f.name} needs a Pod of the Deployment behind a watched Service`);
+        env[f.name] = f.field === "metadata.name" ? self.name : self.ip;
       }
 
       const token = await mintToken(ns, sa);
@@ -492,6 +505,18 @@ for (const { file, object } of DEPLOYMENTS) {
           assert.equal(v.status, 200, v.text);
           const ips = v.json().endpoints.flatMap((e: { addresses: string[] }) => e.addresses);
           assert.deepEqual(ips.sort(), expected.get(`${w.namespace}/${w.name}`));
+          if (self?.service !== `${w.namespace}/${w.name}`) continue;
+          // The example's identity settings: this Pod is marked, and left out on request.
+          const body = v.json();
+          assert.equal(body.self, "ready");
+          assert.deepEqual(
+            body.endpoints.filter((e: { self?: boolean }) => e.self)
+              .flatMap((e: { addresses: string[] }) => e.addresses),
+            [self.ip],
+          );
+          const peers = await sidecar.request(`/v1/services/${w.namespace}/${w.name}?exclude=self`);
+          assert.equal(peers.status, 200, peers.text);
+          assert.ok(!peers.text.includes(`"${self.ip}"`));
         }
         assert.equal(await sidecar.stop(), 0);
         const text = sidecar.stderr();

@@ -48,3 +48,28 @@ Deno.test("the /v1 body is byte for byte the JSON of the view, before and after 
     ["10.0.0.2", "10.0.0.3", "10.0.1.1", "10.0.1.2"],
   );
 });
+
+Deno.test("with this Pod's marks the body is still byte for byte the JSON of the view, and says self", () => {
+  const merged = new MergedService();
+  merged.set(slice("a", ["10.0.0.1", "10.0.0.2", "10.0.0.3"], true));
+  const view = new ServiceView({ namespace: "ns", name: "web" }, {
+    resourceVersion: "5",
+    endpoints: merged.endpoints,
+  });
+  const marks = { state: "ready" as const, endpoints: new Set([view.endpoints[1]!]) };
+  for (const q of QUERIES) {
+    const query = parseQuery(new URLSearchParams(q));
+    assert.equal(
+      serviceBody(view, query, marks),
+      JSON.stringify(serviceJson(view, query, marks)),
+      q,
+    );
+  }
+  const body = JSON.parse(serviceBody(view, parseQuery(new URLSearchParams("state=all")), marks));
+  assert.equal(body.self, "ready");
+  assert.deepEqual(body.endpoints.map((e: { self?: boolean }) => e.self), [
+    undefined,
+    true,
+    undefined,
+  ]);
+});
