@@ -13,8 +13,9 @@ import type { ConnectionLimits } from "./remote_gate.ts";
  * shorter idle timeout would restart healthy quiet watches. */
 export const BOOKMARK_PERIOD_S = 60;
 
-/** Default cap on connections from outside the Pod, per listener: what ~1,000 held connections
- * cost (docs/performance.md) fits twice in the examples' 256Mi limit beside the idle process. */
+/** Default cap on connections from outside the Pod, per listener: 1,000 idle keep-alive ones
+ * cost ~40 MB (~40 KB each, a half-open one ~14 KB: README "Security"), which fits beside the
+ * ~60 MB idle process well within the examples' 256Mi limit. */
 export const DEFAULT_MAX_REMOTE_CONNECTIONS = 1000;
 
 /** Where the pod's service account is mounted by the kubelet. */

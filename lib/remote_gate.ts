@@ -57,6 +57,9 @@ const MAX_HEAD_BYTES = 16 * 1024;
 /** How often held connections are checked against the time limits: one timer for all of them,
  * so the limits hold to within this. */
 const SWEEP_MS = 1_000;
+/** Read buffers of each direction of a held connection. */
+const CLIENT_READ_BYTES = 1024;
+const SERVER_READ_BYTES = 4096;
 const END_OF_HEAD = new Uint8Array([13, 10, 13, 10]);
 
 interface Held {
@@ -178,7 +181,7 @@ export class RemoteGate {
    * too much (then answered 431). */
   async #readHead(h: Held): Promise<Uint8Array | undefined> {
     let data = new Uint8Array(0);
-    const buf = new Uint8Array(2048);
+    const buf = new Uint8Array(CLIENT_READ_BYTES);
     for (;;) {
       const n = await h.conn.read(buf);
       if (n === null) return undefined;
@@ -221,7 +224,9 @@ export class RemoteGate {
   }
 
   async #pipe(h: Held, from: Deno.TcpConn, to: Deno.TcpConn, fromClient: boolean): Promise<void> {
-    const buf = new Uint8Array(16 * 1024);
+    // A pending read holds its buffer for as long as the connection idles: small ones, since a
+    // held connection's cost is what the caps multiply (a larger answer takes more reads).
+    const buf = new Uint8Array(fromClient ? CLIENT_READ_BYTES : SERVER_READ_BYTES);
     try {
       for (;;) {
         const n = await from.read(buf);

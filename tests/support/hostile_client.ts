@@ -230,10 +230,12 @@ async function flood(run: Extract<HostileRun, { mode: "flood" }>): Promise<Flood
     await conn.write(enc.encode(text)).catch(() => 0);
     reads.push(watch(conn, kind, Date.now()));
   };
-  const kinds = [
-    ...new Array(run.halfOpen).fill("halfOpen"),
-    ...new Array(run.idle).fill("idle"),
-  ] as ("halfOpen" | "idle")[];
+  // Interleaved, so both kinds meet the caps.
+  const kinds: ("halfOpen" | "idle")[] = [];
+  for (let i = 0; i < Math.max(run.halfOpen, run.idle); i++) {
+    if (i < run.halfOpen) kinds.push("halfOpen");
+    if (i < run.idle) kinds.push("idle");
+  }
   // Interleaved, 50 at a time: fast, without a SYN burst the listen backlog would drop.
   for (let i = 0; i < kinds.length; i += 50) {
     await Promise.all(kinds.slice(i, i + 50).map(open));
