@@ -84,6 +84,7 @@ export class RemoteGate {
   #peers = new Map<number, Deno.NetAddr>();
   #sweep: ReturnType<typeof setInterval>;
   #listeners: Deno.TcpListener[] = [];
+  #acceptLoggedAt = 0;
 
   /** A gate with no listener yet; {@linkcode serve} adds one. */
   constructor(options: RemoteGateOptions) {
@@ -111,8 +112,12 @@ export class RemoteGate {
           conn = await listener.accept();
         } catch (e) {
           if (e instanceof Deno.errors.BadResource || e instanceof Deno.errors.Interrupted) return;
-          // Out of file descriptors and the like: the next accept may work.
-          this.#options.log.log("warn", "accept failed", { error: String(e) });
+          // Out of file descriptors and the like: the next accept may work. Logged once a
+          // minute at most, so a flood cannot flood the log.
+          if (Date.now() - this.#acceptLoggedAt > 60_000) {
+            this.#acceptLoggedAt = Date.now();
+            this.#options.log.log("warn", "accept failed", { error: String(e) });
+          }
           await new Promise((r) => setTimeout(r, 100));
           continue;
         }
