@@ -48,6 +48,28 @@ async function hostile<R>(net: PodNetwork, run: HostileRun): Promise<R> {
   return JSON.parse(text.trim().split("\n").pop()!);
 }
 
+/** Sends raw bytes to a loopback port; what comes back until the server closes (or 3 s). */
+async function raw(port: number, text: string): Promise<string> {
+  const conn = await Deno.connect({ hostname: "127.0.0.1", port });
+  try {
+    await conn.write(new TextEncoder().encode(text));
+    let out = "";
+    const buf = new Uint8Array(65536);
+    const deadline = Date.now() + 3_000;
+    while (Date.now() < deadline) {
+      const n = await Promise.race([
+        conn.read(buf).catch(() => null),
+        new Promise<null>((r) => setTimeout(() => r(null), deadline - Date.now())),
+      ]);
+      if (n === null) break;
+      out += new TextDecoder().decode(buf.subarray(0, n));
+    }
+    return out;
+  } finally {
+    conn.close();
+  }
+}
+
 function freePort(): number {
   const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
   const port = (l.addr as Deno.NetAddr).port;
@@ -158,18 +180,46 @@ Deno.test(
           const r = await s.net.request(`http://${host}:${port}/readyz`);
           assert.deepEqual(r, { status: 200, body: "ok" }, `${host}:${port}`);
         }
-        const leak = await s.net.request(
-          `http://${host}:${s.probePort}/endpoints/%2e%2e/livez`,
+        for (const path of ["/endpoints/%2e%2e/livez", "/endpoints/../livez"]) {
+          const leak = await s.net.request(`http://${host}:${s.probePort}${path}`, {
+            pathAsIs: true,
+          });
+          assert.equal(leak.status, 301, path);
+          assert.doesNotMatch(leak.body, /subsets/);
+        }
+      }
+      // The main listener, from the Pod: as the Go service's ServeMux, an unclean path is a 301
+      // to the clean one and an unknown path is 404 JSON whatever the method.
+      for (
+        const [path, location] of [
+          ["/endpoints/../health/", "/health/"],
+          ["/endpoints/./", "/endpoints/"],
+          ["/health/../endpoints/", "/endpoints/"],
+          ["/endpoints/%2e%2e/x?a=1", "/x?a=1"],
+        ]
+      ) {
+        const r = await raw(s.port, `GET ${path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n`);
+        assert.match(r, /^HTTP\/1\.1 301/, path);
+        assert.match(
+          r,
+          new RegExp(`\r\nlocation: ${location!.replace("?", "\\?")}\r\n`, "i"),
+          path,
         );
-        assert.equal(leak.status, 301);
-        assert.doesNotMatch(leak.body, /subsets/);
+      }
+      for (const method of ["GET", "POST", "DELETE"]) {
+        const r = await s.sidecar.request("/nope", { method });
+        assert.equal(r.status, 404, method);
+        assert.match(r.json().error, /no route/);
       }
       // From the Pod itself, the probe port's unclean path is no door to the data either.
-      const r = await fetch(`http://127.0.0.1:${s.probePort}/livez/../endpoints`, {
-        redirect: "manual",
-      });
-      assert.equal(r.status, 404);
-      assert.doesNotMatch(await r.text(), /subsets/);
+      for (const path of ["/livez/../endpoints", "/health/%2e%2e/endpoints/", "/endpoints"]) {
+        const r = await raw(
+          s.probePort,
+          `GET ${path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n`,
+        );
+        assert.match(r, /^HTTP\/1\.1 404/, path);
+        assert.doesNotMatch(r, /subsets/);
+      }
     } finally {
       await s.close();
     }
