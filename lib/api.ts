@@ -43,8 +43,13 @@ export interface ApiOptions {
   pod?: PodIdentity;
 }
 
-/** The /v1 routes: returns undefined for a path it does not serve. */
-export type ApiHandler = (req: Request, path: string) => Promise<Response> | Response | undefined;
+/** The /v1 routes: returns undefined for a path it does not serve. `search` is the query
+ * (without `?`), read once with the path (lib/request_target.ts), never from `req.url`. */
+export type ApiHandler = (
+  req: Request,
+  path: string,
+  search?: string,
+) => Promise<Response> | Response | undefined;
 
 /** Builds the /v1 handler over the cache. */
 export function createApi(cache: EndpointCache, options: ApiOptions): ApiHandler {
@@ -60,13 +65,12 @@ export function createApi(cache: EndpointCache, options: ApiOptions): ApiHandler
       `too many open watches (${options.maxWatchers}); retry later or raise --max-watchers`,
       { "Retry-After": "5" },
     );
-  return (req, path) => {
+  return (req, path, search = "") => {
     const parts = path.split("/").filter((p) => p !== "");
     if (parts[0] !== "v1") return undefined;
-    const url = new URL(req.url);
     let q: Query;
     try {
-      q = parseQuery(url.searchParams, options.self);
+      q = parseQuery(new URLSearchParams(search), options.self);
     } catch (e) {
       if (e instanceof QueryError) return errorResponse(400, e.message);
       throw e;

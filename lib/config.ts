@@ -5,12 +5,19 @@
  *
  * @module
  */
+import { type AddressRange, parseRange } from "./access.ts";
 import { LOG_LEVELS, type LogLevel } from "./log.ts";
 import { canonicalIp } from "./self.ts";
+import type { ConnectionLimits } from "./remote_gate.ts";
 
 /** The API server's watch bookmark period (s, `defaultBookmarkFrequency` of the cacher): a
  * shorter idle timeout would restart healthy quiet watches. */
 export const BOOKMARK_PERIOD_S = 60;
+
+/** Default cap on connections from outside the Pod, per listener: 1,000 idle keep-alive ones
+ * cost ~40 MB (~40 KB each, a half-open one ~14 KB: README "Security"), which fits beside the
+ * ~60 MB idle process well within the examples' 256Mi limit. */
+export const DEFAULT_MAX_REMOTE_CONNECTIONS = 1000;
 
 /** Where the pod's service account is mounted by the kubelet. */
 export const DEFAULT_SERVICE_ACCOUNT_DIR = "/var/run/secrets/kubernetes.io/serviceaccount";
@@ -52,7 +59,12 @@ export interface Config {
   allowRemoteData: boolean;
   /** A second listener for the kubelet's probes only (/livez, /readyz, /health); 0: none. */
   probePort: number;
-  probeAddress: string;
+  /** Address of the probe listener; undefined: every interface, as the main one. */
+  probeAddress?: string;
+  /** Addresses and ranges counted as the Pod's own containers beside 127.0.0.1 and ::1. */
+  localClients: AddressRange[];
+  /** Limits on connections from outside the Pod (lib/remote_gate.ts). */
+  limits: ConnectionLimits;
   /** Explicit kubeconfig path (flag or KUBECONFIG); undefined means in-cluster if possible. */
   kubeconfig?: string;
   /** The kubeconfig context to use; undefined means its current context. */
@@ -182,8 +194,41 @@ export const SETTINGS: Record<string, Setting> = {
   probeAddress: {
     flag: "probe-address",
     env: [ENV + "PROBE_ADDRESS"],
-    help: "address of the probe listener",
-    default: "0.0.0.0",
+    help: "address of the probe listener (default: every interface, :: dual-stack, else 0.0.0.0)",
+  },
+  localClients: {
+    flag: "local-clients",
+    env: [ENV + "LOCAL_CLIENTS"],
+    help: "addresses or CIDR ranges counted as this Pod's own containers beside 127.0.0.1 and " +
+      "::1, comma-separated (e.g. 127.0.0.0/8; a service mesh's inbound proxy connects from " +
+      "127.0.0.6, so widening to it serves the data to the mesh's clients)",
+  },
+  headerTimeout: {
+    flag: "header-timeout",
+    env: [ENV + "HEADER_TIMEOUT"],
+    help: "a client outside the Pod must finish each request's headers within this many seconds " +
+      "(nginx's client_header_timeout)",
+    default: "60",
+  },
+  idleTimeout: {
+    flag: "idle-timeout",
+    env: [ENV + "IDLE_TIMEOUT"],
+    help: "a connection from outside the Pod on which nothing moved this many seconds is closed " +
+      "(nginx's keepalive_timeout)",
+    default: "75",
+  },
+  maxRemoteConnections: {
+    flag: "max-remote-connections",
+    env: [ENV + "MAX_REMOTE_CONNECTIONS"],
+    help: "connections from outside the Pod held at once, per listener; more are closed at once",
+    default: String(DEFAULT_MAX_REMOTE_CONNECTIONS),
+  },
+  maxConnectionsPerClient: {
+    flag: "max-connections-per-client",
+    env: [ENV + "MAX_CONNECTIONS_PER_CLIENT"],
+    help: "connections held at once per client address outside the Pod, per listener " +
+      "(Consul's http_max_conns_per_client)",
+    default: "200",
   },
   kubeconfig: {
     flag: "kubeconfig",
@@ -308,6 +353,19 @@ export function loadConfig(args: string[], options: LoadConfigOptions = {}): Con
         "(or their KUBERNETES_POD_DISCOVERY_* variables)",
     );
   }
+  const allowRemoteData = parseBool(raw("allowRemoteData"));
+  if (
+    listenAddress !== undefined && !allowRemoteData && !/^127\./.test(listenAddress) &&
+    listenAddress !== "::1" && listenAddress !== "::" && listenAddress !== "0.0.0.0"
+  ) {
+    const src = raw("listenAddress").source;
+    throw new ConfigError(
+      `Cannot use ${src}=${listenAddress} without --allow-remote-data: the Pod's own ` +
+        "containers would connect from that address, not loopback, and be refused the data; " +
+        "leave it unset (every interface, data for loopback clients), use 127.0.0.1, or set " +
+        "--allow-remote-data / KUBERNETES_POD_DISCOVERY_ALLOW_REMOTE_DATA=true",
+    );
+  }
   const pod = parsePod(raw);
   const namespaces = (raw("namespaces").value ?? "").split(",").map((s) => s.trim())
     .filter((s) => s !== "");
@@ -325,9 +383,16 @@ export function loadConfig(args: string[], options: LoadConfigOptions = {}): Con
     namespace,
     listenAddress,
     listenPort,
-    allowRemoteData: parseBool(raw("allowRemoteData")),
+    allowRemoteData,
     probePort: parsePort(raw("probePort")),
-    probeAddress: parseAddress(raw("probeAddress")) ?? "0.0.0.0",
+    probeAddress: parseAddress(raw("probeAddress")),
+    localClients: parseRanges(raw("localClients")),
+    limits: {
+      headerTimeoutMs: parseSeconds(raw("headerTimeout"), 1, 3600) * 1000,
+      idleTimeoutMs: parseSeconds(raw("idleTimeout"), 1, 3600) * 1000,
+      maxConnections: parseSeconds(raw("maxRemoteConnections"), 1, 1_000_000),
+      maxPerClient: parseSeconds(raw("maxConnectionsPerClient"), 1, 1_000_000),
+    },
     kubeconfig: raw("kubeconfig").value?.trim() || undefined,
     context: raw("context").value?.trim() || undefined,
     serviceAccountDir: raw("serviceAccountDir").value || DEFAULT_SERVICE_ACCOUNT_DIR,
@@ -388,6 +453,19 @@ function parseAddress(r: { value?: string; source: string }): string | undefined
       JSON.stringify(r.value)
     } is not an IP address (e.g. 127.0.0.1, ::, 0.0.0.0); the port is a separate setting`,
   );
+}
+
+function parseRanges(r: { value?: string; source: string }): AddressRange[] {
+  return (r.value ?? "").split(",").map((s) => s.trim()).filter((s) => s !== "").map((s) => {
+    const range = parseRange(s);
+    if (!range) {
+      throw new ConfigError(
+        `Cannot parse ${r.source}: ${JSON.stringify(s)} is not an IP address or CIDR range ` +
+          "(e.g. 127.0.0.6, 127.0.0.0/8, fd00::/64)",
+      );
+    }
+    return range;
+  });
 }
 
 function isIPv6(v: string): boolean {

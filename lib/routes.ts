@@ -9,7 +9,7 @@
  *
  * @module
  */
-import { forbidden, isLoopback, isOpenPath } from "./access.ts";
+import { forbidden, isOpenPath, isProbePath, localClients } from "./access.ts";
 import { type ApiOptions, createApi } from "./api.ts";
 import type { EndpointCache, ServiceView } from "./cache.ts";
 import { etag as etagOf } from "./etag.ts";
@@ -17,6 +17,7 @@ import { HealthRegistry } from "./health.ts";
 import { addStaleness, errorResponse, etagMatches, JSON_TYPE, jsonResponse } from "./http_util.ts";
 import type { Histogram, Labels, Metrics } from "./metrics.ts";
 import { isoTime } from "./iso_time.ts";
+import { type Target, targetOf } from "./request_target.ts";
 
 /** Options for {@linkcode createHandler}. */
 export interface HandlerOptions extends Partial<ApiOptions> {
@@ -30,6 +31,11 @@ export interface HandlerOptions extends Partial<ApiOptions> {
   allowRemoteData?: boolean;
   /** The clock ages are measured with. Default `Date.now`. */
   now?: () => number;
+  /** Whether a client address is one of the Pod's own containers. Default: 127.0.0.1 and ::1
+   * only (lib/access.ts). */
+  isLocalClient?: (hostname: string) => boolean;
+  /** Serve the health routes only, 404 for everything else: the probe listener. */
+  healthOnly?: boolean;
 }
 
 /** What Deno.serve tells a handler about the connection; absent for in-process calls. */
@@ -70,7 +76,8 @@ export function createHandler(cache: EndpointCache, options: HandlerOptions = {}
   const { primary, metrics } = options;
   const now = options.now ?? Date.now;
   const health = options.health ?? new HealthRegistry();
-  const api = createApi(cache, {
+  // The probe listener never reaches the API: it keeps no SSE history of its own.
+  const api = options.healthOnly ? () => undefined : createApi(cache, {
     health,
     self: options.self ?? {},
     maxWatchers: options.maxWatchers ?? 1000,
@@ -126,45 +133,61 @@ export function createHandler(cache: EndpointCache, options: HandlerOptions = {}
       });
     },
   };
-  const routes: Record<string, (req: Request) => Response> = {
+  const routes: Record<string, (req: Request, local: boolean) => Response> = {
     "/livez": () => text("ok"),
-    "/readyz": () => readyz(cache, health, options.readyMaxStalenessMs ?? 0),
+    "/readyz": (_req, local) => readyz(cache, health, options.readyMaxStalenessMs ?? 0, local),
     "/metrics": () =>
       new Response(metrics?.render() ?? "", {
         headers: { "Content-Type": "text/plain; version=0.0.4; charset=utf-8" },
       }),
   };
   const allowRemote = options.allowRemoteData ?? false;
+  const isLocalClient = options.isLocalClient ?? localClients([]);
   const loopback = new Map<string, boolean>();
   const isLocal = (hostname: string): boolean => {
     let yes = loopback.get(hostname);
     if (yes === undefined) {
       if (loopback.size >= MAX_CLIENTS_REMEMBERED) loopback.clear();
-      loopback.set(hostname, yes = isLoopback(hostname));
+      loopback.set(hostname, yes = isLocalClient(hostname));
     }
     return yes;
   };
-  const handle = (req: Request, path: string, info?: ClientInfo): Response | Promise<Response> => {
-    const client = info?.remoteAddr;
-    if (
-      !allowRemote && client?.transport === "tcp" && !isOpenPath(path) && !isLocal(client.hostname)
-    ) {
-      return forbidden(path, client.hostname);
+  const healthOnly = options.healthOnly ?? false;
+  const handle = (
+    req: Request,
+    target: Target,
+    info?: ClientInfo,
+  ): Response | Promise<Response> => {
+    if (target.kind === "bad") return errorResponse(target.status, target.message);
+    if (target.kind === "redirect") {
+      // Go's ServeMux answers an unclean path with a redirect to the clean one; the probe
+      // listener only to a health route.
+      if (healthOnly && !isProbePath(target.location.split("?")[0]!)) return probeNotFound();
+      return redirect(target.location);
     }
+    const path = target.path;
+    if (healthOnly && !isProbePath(path)) return probeNotFound();
+    const client = info?.remoteAddr;
+    const local = client?.transport !== "tcp" || isLocal(client.hostname);
+    if (!allowRemote && !local && !isOpenPath(path)) return forbidden(path, client!.hostname);
     const pattern = seedPattern(path);
     // Go's ServeMux hands every method to the handler; the seed's handlers ignored it.
     if (pattern) return seed[pattern](req);
+    const route = routes[path];
+    const isApi = path === "/v1" || path.startsWith("/v1/");
+    if (!route && !isApi) {
+      return errorResponse(404, `no route ${JSON.stringify(path)}; see the README`);
+    }
     if (req.method !== "GET" && req.method !== "HEAD") {
       return errorResponse(405, `method ${req.method} not allowed on ${path}; use GET`, {
         Allow: ALLOWED,
       });
     }
-    const route = routes[path];
-    if (route) return route(req);
-    return api(req, path) ??
+    if (route) return route(req, local);
+    return api(req, path, target.search) ??
       errorResponse(404, `no route ${JSON.stringify(path)}; see the README`);
   };
-  if (!metrics) return (req, info) => handle(req, pathOf(req.url), info);
+  if (!metrics) return (req, info) => handle(req, targetOf(req), info);
   // Per route label: its latency series and its request counts by status code, looked up once.
   const series = new Map<string, RouteSeries>();
   const seriesOf = (route: string): RouteSeries => {
@@ -180,9 +203,9 @@ export function createHandler(cache: EndpointCache, options: HandlerOptions = {}
   };
   return (req, info) => {
     const started = performance.now();
-    const path = pathOf(req.url);
+    const target = targetOf(req);
     const record = (resp: Response): Response => {
-      const r = seriesOf(routeLabel(path));
+      const r = seriesOf(target.kind === "path" ? routeLabel(target.path) : "other");
       let count = r.codes.get(resp.status);
       if (!count) {
         count = metrics.series("kpd_http_requests_total", {
@@ -196,7 +219,7 @@ export function createHandler(cache: EndpointCache, options: HandlerOptions = {}
       return resp;
     };
     // Only the blocking routes are asynchronous; the rest stay off the promise machinery.
-    const resp = handle(req, path, info);
+    const resp = handle(req, target, info);
     return resp instanceof Promise ? resp.then(record) : record(resp);
   };
 }
@@ -222,13 +245,23 @@ interface RouteSeries {
   codes: Map<number, [Labels, number]>;
 }
 
-function readyz(cache: EndpointCache, health: HealthRegistry, maxStalenessMs: number): Response {
-  if (!cache.ready) return errorResponse(503, "not ready: waiting for the first complete list");
+/**
+ * /readyz: `ok`, or 503 with the reason. The reason (namespaces, the API server's error text,
+ * which can name the ServiceAccount and the API server's URL) goes to the Pod's own clients and
+ * the log only; any other client, the kubelet included, reads the status and `not ready`.
+ */
+function readyz(
+  cache: EndpointCache,
+  health: HealthRegistry,
+  maxStalenessMs: number,
+  detail: boolean,
+): Response {
+  const notReady = (reason: string) => errorResponse(503, detail ? reason : "not ready");
+  if (!cache.ready) return notReady("not ready: waiting for the first complete list");
   if (maxStalenessMs > 0) {
     for (const h of health.all()) {
       if (h.brokenSince !== undefined && Date.now() - h.brokenSince > maxStalenessMs) {
-        return errorResponse(
-          503,
+        return notReady(
           `stale: the watch of namespace ${h.namespace} has been broken since ` +
             `${isoTime(h.brokenSince)} (${h.lastError}); ` +
             "the last good view is still served",
@@ -255,12 +288,13 @@ function routeLabel(path: string): string {
   return known.includes(path) ? path : "other";
 }
 
-function pathOf(url: string): string {
-  const start = url.indexOf("/", url.indexOf("//") + 2);
-  if (start < 0) return "/";
-  let end = start;
-  while (end < url.length && url[end] !== "?" && url[end] !== "#") end++;
-  return url.slice(start, end);
+/** A 301 to `location`, as Go's ServeMux redirects an unclean path (its body is a link). */
+function redirect(location: string): Response {
+  return new Response(null, { status: 301, headers: { Location: location } });
+}
+
+function probeNotFound(): Response {
+  return errorResponse(404, "the probe port serves /livez, /readyz and /health only");
 }
 
 function text(body: string): Response {

@@ -8,7 +8,7 @@
  * @module
  */
 import { EndpointCache, SERVICE_NAME_LABEL, type Watched } from "./cache.ts";
-import { isOpenPath } from "./access.ts";
+import { localClients } from "./access.ts";
 import { type Config, ConfigError } from "./config.ts";
 import { HealthRegistry } from "./health.ts";
 import { countEndpoints } from "./service_view.ts";
@@ -16,7 +16,8 @@ import { connect, type KubeConnection } from "./kube_client.ts";
 import type { Logger } from "./log.ts";
 import { Metrics } from "./metrics.ts";
 import { Reflector } from "./reflector.ts";
-import { createHandler } from "./routes.ts";
+import { createHandler, type Handler, type HandlerOptions } from "./routes.ts";
+import { servePort } from "./listeners.ts";
 import { logIdentity, resolveIdentity } from "./self_identity.ts";
 import { DRAIN_MS } from "./sse.ts";
 
@@ -97,7 +98,8 @@ export async function startSidecar(config: Config, options: SidecarOptions): Pro
   const metrics = sidecarMetrics(cache, reflectors, watchers);
   const pod = resolveIdentity(config);
   const first = config.services[0];
-  const handler = createHandler(cache, {
+  const isLocal = localClients(config.localClients);
+  const handlerOptions: HandlerOptions = {
     primary: first ? { namespace: first.namespace || defaultNs, name: first.name } : undefined,
     self: { nodeName: config.nodeName, zone: config.zone },
     pod: pod.identity,
@@ -109,19 +111,25 @@ export async function startSidecar(config: Config, options: SidecarOptions): Pro
     metrics,
     health,
     allowRemoteData: config.allowRemoteData,
-  });
-  const server = listen(config, (hostname) =>
-    Deno.serve({
-      hostname,
-      port: config.listenPort,
-      onListen: () => {},
-      onError: (e) => {
-        log.log("error", "request failed", { error: e });
-        return new Response("internal error", { status: 500 });
-      },
-    }, handler));
-  const probes = config.probePort ? probeServer(config, handler, log) : undefined;
-  const addr = server.addr as Deno.NetAddr;
+    isLocalClient: isLocal,
+  };
+  const handler = createHandler(cache, handlerOptions);
+  const port = (address: string | undefined, port: number, h: Handler, setting: string) =>
+    listenOn(
+      setting,
+      address,
+      () => servePort({ address, port, handler: h, limits: config.limits, isLocal, log }),
+    );
+  const server = port(config.listenAddress, config.listenPort, handler, "LISTEN_ADDRESS");
+  const probes = config.probePort
+    ? port(
+      config.probeAddress,
+      config.probePort,
+      createHandler(cache, { ...handlerOptions, healthOnly: true }),
+      "PROBE_ADDRESS",
+    )
+    : undefined;
+  const addr = server.addr;
   log.log("info", "started", {
     listen: hostPort(addr),
     probes: probes ? hostPort(probes.addr) : undefined,
@@ -131,37 +139,36 @@ export async function startSidecar(config: Config, options: SidecarOptions): Pro
   });
   logIdentity(log, pod);
   const watches = Promise.all(reflectors.map((r) => r.run(signal)));
-  const servers = [server, probes?.server].filter((s) => s !== undefined);
+  const servers = [server, probes].filter((s) => s !== undefined);
   signal.addEventListener("abort", () => {
     drain.abort();
     void drained(watchers).then(() => Promise.all(servers.map((s) => s.shutdown())));
   }, { once: true });
-  const finished = Promise.all([server.finished, probes?.server.finished, watches])
+  const finished = Promise.all([server.finished, probes?.finished, watches])
     .then(() => conn.close());
   return { addr, finished };
 }
 
 /**
- * Listens on the configured address, or by default on every interface: `::` (dual-stack on
- * Linux), or `0.0.0.0` where the kernel has no IPv6. An address the host does not have is a bad
- * setting (exit 2), not a crash.
+ * Listens (lib/listeners.ts). An address the host does not have is a bad setting (exit 2), not
+ * a crash; so is a Deno without `--unstable-net` (SO_REUSEPORT, which the listeners need).
  */
-function listen(config: Config, serve: (hostname: string) => Deno.HttpServer): Deno.HttpServer {
-  if (config.listenAddress === undefined) {
-    try {
-      return serve("::");
-    } catch (e) {
-      if (e instanceof Deno.errors.AddrInUse) throw e;
-      return serve("0.0.0.0");
-    }
-  }
+function listenOn<T>(setting: string, address: string | undefined, listen: () => T): T {
   try {
-    return serve(config.listenAddress);
+    return listen();
   } catch (e) {
     if (e instanceof Deno.errors.AddrInUse) throw e;
+    const message = (e as Error).message;
+    if (/unstable-net/.test(message)) {
+      throw new ConfigError(
+        "Cannot listen: the listeners need Deno's --unstable-net (SO_REUSEPORT); run with it, " +
+          "as deno.json and image/deno-flags.txt do",
+      );
+    }
+    const flag = setting.toLowerCase().replace("_", "-");
     throw new ConfigError(
-      `Cannot listen on --listen-address / KUBERNETES_POD_DISCOVERY_LISTEN_ADDRESS ` +
-        `${JSON.stringify(config.listenAddress)}: ${(e as Error).message}; ` +
+      `Cannot listen on --${flag} / KUBERNETES_POD_DISCOVERY_${setting} ` +
+        `${JSON.stringify(address)}: ${message}; ` +
         "use an address of this Pod, 127.0.0.1, or leave it unset for every interface",
     );
   }
@@ -172,36 +179,6 @@ function hostPort(addr: Deno.NetAddr): string {
   return addr.hostname.includes(":")
     ? `[${addr.hostname}]:${addr.port}`
     : `${addr.hostname}:${addr.port}`;
-}
-
-/** Paths the probe listener serves: health only (the Go service's /health/ subtree too). */
-function isProbePath(path: string): boolean {
-  return isOpenPath(path) && path !== "/metrics";
-}
-
-function probeServer(
-  config: Config,
-  handler: (req: Request) => Response | Promise<Response>,
-  log: Logger,
-): { addr: Deno.NetAddr; server: Deno.HttpServer } {
-  const server = Deno.serve({
-    hostname: config.probeAddress,
-    port: config.probePort,
-    onListen: () => {},
-    onError: (e) => {
-      log.log("error", "probe request failed", { error: e });
-      return new Response("internal error", { status: 500 });
-    },
-  }, (req) => {
-    const path = new URL(req.url).pathname;
-    if (!isProbePath(path)) {
-      return Response.json({ error: "the probe port serves /livez, /readyz and /health only" }, {
-        status: 404,
-      });
-    }
-    return handler(req);
-  });
-  return { addr: server.addr as Deno.NetAddr, server };
 }
 
 /** Longest wait for blocking queries and SSE streams to end after the drain signal: they end

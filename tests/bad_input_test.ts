@@ -31,8 +31,14 @@ for (
     [
       "a listen address this host does not have",
       { ...SEED, ...IN_CLUSTER, KUBERNETES_POD_DISCOVERY_SERVICE_ACCOUNT_DIR: "SA_DIR" },
-      ["--listen-address=192.0.2.1"],
+      ["--listen-address=192.0.2.1", "--allow-remote-data"],
       /Cannot listen on --listen-address .*"192\.0\.2\.1": .*; use an address of this Pod/,
+    ],
+    [
+      "a Pod address to listen on without --allow-remote-data",
+      { ...SEED, ...IN_CLUSTER, KUBERNETES_POD_DISCOVERY_LISTEN_ADDRESS: "10.1.2.3" },
+      [],
+      /Cannot use KUBERNETES_POD_DISCOVERY_LISTEN_ADDRESS=10\.1\.2\.3 without --allow-remote-data: the Pod's own containers would connect from that address/,
     ],
     [
       "an unreadable kubeconfig",

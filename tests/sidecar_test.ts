@@ -240,7 +240,7 @@ Deno.test(
       args: ["--service-name=web", `--probe-port=${port}`],
     });
     try {
-      assert.equal(sidecar.logs.find((l) => l.msg === "started")?.probes, `0.0.0.0:${port}`);
+      assert.equal(sidecar.logs.find((l) => l.msg === "started")?.probes, `[::]:${port}`);
       const probe = async (path: string) => {
         const r = await fetch(`http://127.0.0.1:${port}${path}`);
         return { status: r.status, text: await r.text() };

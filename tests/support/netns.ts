@@ -19,7 +19,10 @@ export interface PodNetwork {
   /** The namespace end's IPv4 address (the client address the listener sees). */
   clientV4: string;
   /** An HTTP request from inside the namespace, with curl: status and body. */
-  request(url: string, options?: { method?: string }): Promise<{ status: number; body: string }>;
+  request(
+    url: string,
+    options?: { method?: string; pathAsIs?: boolean },
+  ): Promise<{ status: number; body: string }>;
   /** Deletes the namespace and the veth pair. */
   remove(): Promise<void>;
 }
@@ -75,6 +78,7 @@ export async function createPodNetwork(): Promise<PodNetwork> {
         "-g",
         "--max-time",
         "10",
+        ...(options.pathAsIs ? ["--path-as-is"] : []),
         "-X",
         options.method ?? "GET",
         "-w",

@@ -115,7 +115,10 @@ Deno.test("listen addresses: IPv4, IPv6 with or without brackets; allow-remote-d
   assert.equal(load(["--listen-address=127.0.0.1"], SEED).listenAddress, "127.0.0.1");
   assert.equal(load(["--listen-address=::"], SEED).listenAddress, "::");
   assert.equal(load(["--listen-address=[::1]"], SEED).listenAddress, "::1");
-  assert.equal(load(["--listen-address=fd00::1"], SEED).listenAddress, "fd00::1");
+  assert.equal(
+    load(["--listen-address=fd00::1", "--allow-remote-data"], SEED).listenAddress,
+    "fd00::1",
+  );
   assert.equal(load(["--allow-remote-data"], SEED).allowRemoteData, true);
   const env = { ...SEED, KUBERNETES_POD_DISCOVERY_ALLOW_REMOTE_DATA: "true" };
   assert.equal(load([], env).allowRemoteData, true);
@@ -137,4 +140,47 @@ Deno.test("selector and all-services modes take namespaces; only one mode at a t
     /Set only one of --service-name, --service-selector and --all-services/,
   );
   assert.throws(() => load(["--all-services=maybe"]), /"maybe" is not true or false/);
+});
+
+Deno.test("a non-loopback --listen-address without --allow-remote-data is refused with one line saying why", () => {
+  for (const addr of ["10.1.2.3", "fd00::1"]) {
+    assert.throws(
+      () => load([`--listen-address=${addr}`], SEED),
+      /Cannot use --listen-address=.* without --allow-remote-data: the Pod's own containers would connect from that address/,
+    );
+  }
+  for (const addr of ["127.0.0.1", "::1", "::", "0.0.0.0"]) {
+    assert.equal(load([`--listen-address=${addr}`], SEED).listenAddress, addr);
+  }
+});
+
+Deno.test("the probe listener is on every interface by default; local clients and connection limits are settings", () => {
+  const c = load([], SEED);
+  assert.equal(c.probeAddress, undefined);
+  assert.deepEqual(c.localClients, []);
+  assert.deepEqual(c.limits, {
+    headerTimeoutMs: 60_000,
+    idleTimeoutMs: 75_000,
+    maxConnections: 1000,
+    maxPerClient: 200,
+  });
+  const w = load([
+    "--local-clients=127.0.0.0/8, fd00::/64",
+    "--header-timeout=5",
+    "--idle-timeout=9",
+    "--max-remote-connections=10",
+    "--max-connections-per-client=2",
+  ], SEED);
+  assert.equal(w.localClients.length, 2);
+  assert.deepEqual(w.limits, {
+    headerTimeoutMs: 5_000,
+    idleTimeoutMs: 9_000,
+    maxConnections: 10,
+    maxPerClient: 2,
+  });
+  assert.throws(
+    () => load(["--local-clients=127.0.0.0/33"], SEED),
+    /Cannot parse --local-clients: "127.0.0.0\/33" is not an IP address or CIDR range/,
+  );
+  assert.throws(() => load(["--header-timeout=0"], SEED), /--header-timeout: "0" is not a whole/);
 });

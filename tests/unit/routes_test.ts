@@ -2,6 +2,7 @@ import assert from "node:assert/strict";
 import { EndpointCache } from "../../lib/cache.ts";
 import { HealthRegistry, WatchHealth } from "../../lib/health.ts";
 import { createHandler } from "../../lib/routes.ts";
+import { localClients, parseRange } from "../../lib/access.ts";
 import { sliceFor } from "../support/slices.ts";
 
 const web = { namespace: "ns", name: "web" };
@@ -92,11 +93,13 @@ Deno.test("a DELETED slice drops its endpoints", async () => {
   assert.equal((await get("/endpoints").json()).subsets, null);
 });
 
-Deno.test("unknown paths get 404 JSON and wrong methods on the added routes 405 with Allow", async () => {
+Deno.test("unknown paths get 404 JSON with any method and wrong methods on the added routes 405 with Allow", async () => {
   const { get } = setup();
-  const nf = get("/nope");
-  assert.equal(nf.status, 404);
-  assert.match((await nf.json()).error, /no route "\/nope"/);
+  for (const method of ["GET", "POST", "DELETE", "PROPFIND"]) {
+    const nf = get("/nope", {}, method);
+    assert.equal(nf.status, 404, method);
+    assert.match((await nf.json()).error, /no route "\/nope"/);
+  }
   const na = get("/readyz", {}, "POST");
   assert.equal(na.status, 405);
   assert.equal(na.headers.get("Allow"), "GET, HEAD");
@@ -105,6 +108,11 @@ Deno.test("unknown paths get 404 JSON and wrong methods on the added routes 405 
 
 // ---------------------------------------------------------------------------------------------
 // The Go service's ServeMux routes, the Go time stamp and the loopback policy (issue 9)
+
+/** A request as Deno.serve hands it over: `url` as sent (a Request would resolve `..`). */
+function rawRequest(target: string, method = "GET"): Request {
+  return { url: `http://x${target}`, method, headers: new Headers({ host: "x" }) } as Request;
+}
 
 /** The handler's second argument, as Deno.serve passes it, for a client at `hostname`. */
 function from(hostname: string): Deno.ServeHandlerInfo<Deno.NetAddr> {
@@ -120,7 +128,7 @@ function synced() {
   const handler = createHandler(s.cache, { primary: web, health: healthOf(s.watch) });
   const call = (path: string, init: { method?: string; client?: string } = {}) =>
     handler(
-      new Request(`http://localhost${path}`, { method: init.method ?? "GET" }),
+      rawRequest(path, init.method),
       from(init.client ?? "127.0.0.1"),
     ) as Response;
   return { ...s, call };
@@ -217,7 +225,8 @@ Deno.test("lastUpdated is the Go layout in UTC: Go's zero time before the first 
 
 Deno.test("a client outside the pod gets the health routes and /metrics, and 403 JSON naming the setting for the data", async () => {
   const { call } = synced();
-  for (const client of ["10.213.0.2", "fd00::2", "::ffff:10.213.0.2"]) {
+  // 127.0.0.6 is where Istio's inbound passthrough connects from: another Pod's traffic.
+  for (const client of ["10.213.0.2", "fd00::2", "::ffff:10.213.0.2", "127.0.0.6", "127.4.5.6"]) {
     for (const path of ["/health", "/health/", "/livez", "/readyz", "/metrics"]) {
       const r = call(path, { client });
       assert.equal(r.status, 200, `${client} ${path}`);
@@ -240,7 +249,7 @@ Deno.test("a client outside the pod gets the health routes and /metrics, and 403
       assert.match((await r.json()).error, /KUBERNETES_POD_DISCOVERY_ALLOW_REMOTE_DATA=true/);
     }
   }
-  for (const client of ["127.0.0.1", "127.4.5.6", "::1", "::ffff:127.0.0.1"]) {
+  for (const client of ["127.0.0.1", "::1", "::ffff:127.0.0.1", "0:0:0:0:0:0:0:1"]) {
     const r = call("/endpoints/", { client });
     assert.equal(r.status, 200, client);
     await r.body?.cancel();
@@ -258,4 +267,113 @@ Deno.test("with allowRemoteData a client outside the pod reads the data too", as
   const r = await handler(new Request("http://localhost/endpoints/"), from("10.213.0.2"));
   assert.equal(r.status, 200);
   await r.body?.cancel();
+});
+
+// ---------------------------------------------------------------------------------------------
+// One reading of the request target (issue 16, issue 21 items 1 and 2)
+
+Deno.test("an unclean path answers 301 to the path Go's ServeMux cleans it to, never the data", async () => {
+  const { call } = synced();
+  for (
+    const [path, location] of [
+      ["/endpoints/../health/", "/health/"],
+      ["/endpoints/../x", "/x"],
+      ["/endpoints/./", "/endpoints/"],
+      ["/health/../endpoints/", "/endpoints/"],
+      ["/endpoints/%2e%2e/livez", "/livez"],
+      ["//endpoints", "/endpoints"],
+    ]
+  ) {
+    for (const client of ["127.0.0.1", "10.213.0.2"]) {
+      const r = call(path!, { client });
+      assert.equal(r.status, 301, `${client} ${path}`);
+      assert.equal(r.headers.get("Location"), location, path);
+      assert.equal(await r.text(), "", path);
+    }
+  }
+});
+
+Deno.test("the Host header never changes the route and never makes a 500", async () => {
+  const { cache, watch } = synced();
+  const handler = createHandler(cache, { primary: web, health: healthOf(watch) });
+  // What Deno.serve builds for `GET /v1/services` with `Host: h/p`: http://h/p/v1/services.
+  const r = await handler(
+    new Request("http://h/p/v1/services?state=ready", { headers: { host: "h/p" } }),
+    from("127.0.0.1"),
+  );
+  assert.equal(r.status, 200);
+  assert.equal((await r.json()).services.length, 1);
+  const e = await handler(new Request("http://x/endpoints", { headers: { host: "x" } }));
+  assert.equal(e.status, 200);
+  await e.body?.cancel();
+  const bad = await handler(new Request("http://x/%zz", { headers: { host: "x" } }));
+  assert.equal(bad.status, 400);
+  await bad.body?.cancel();
+});
+
+Deno.test("the probe listener's handler serves the health routes under any spelling and 404 for everything else", async () => {
+  const s = synced();
+  const probe = createHandler(s.cache, {
+    primary: web,
+    health: healthOf(s.watch),
+    healthOnly: true,
+  });
+  const call = (path: string, method = "GET") =>
+    probe(rawRequest(path, method), from("127.0.0.1")) as Response;
+  for (const path of ["/livez", "/readyz", "/health", "/health/", "/health/x"]) {
+    const r = call(path);
+    assert.equal(r.status, 200, path);
+    assert.equal(await r.text(), "ok", path);
+  }
+  for (const [path, location] of [["/endpoints/../livez", "/livez"], ["//health", "/health"]]) {
+    const r = call(path!);
+    assert.equal(r.status, 301, path);
+    assert.equal(r.headers.get("Location"), location);
+  }
+  for (
+    const path of [
+      "/endpoints",
+      "/endpoints/../endpoints/",
+      "/endpoints/%2e%2e/v1/services",
+      "/livez/../endpoints",
+      "/metrics",
+      "/v1/services",
+      "/x",
+      "/%65ndpoints",
+    ]
+  ) {
+    for (const method of ["GET", "POST"]) {
+      const r = call(path, method);
+      assert.equal(r.status, 404, `${method} ${path}`);
+      assert.doesNotMatch(await r.text(), /10\.0\.0\.1|Endpoints/, path);
+    }
+  }
+});
+
+Deno.test("/readyz gives the reason to the Pod's own clients and only the status to others", async () => {
+  const s = setup();
+  const handler = createHandler(s.cache, { primary: web, health: healthOf(s.watch) });
+  const local = await handler(new Request("http://x/readyz"), from("127.0.0.1"));
+  assert.equal(local.status, 503);
+  assert.match((await local.json()).error, /first complete list/);
+  for (const client of ["10.213.0.2", "127.0.0.6"]) {
+    const remote = await handler(new Request("http://x/readyz"), from(client));
+    assert.equal(remote.status, 503);
+    assert.deepEqual(await remote.json(), { error: "not ready", status: 503 });
+  }
+});
+
+Deno.test("--local-clients widens who counts as the Pod's own: a mesh's 127.0.0.6, a CIDR", async () => {
+  const s = setup();
+  s.store.replace([sliceFor("web", ["10.0.0.1"], "5")], "5");
+  const handler = createHandler(s.cache, {
+    primary: web,
+    health: healthOf(s.watch),
+    isLocalClient: localClients([parseRange("127.0.0.0/8")!, parseRange("fd00:1::/32")!]),
+  });
+  for (const [client, status] of [["127.0.0.6", 200], ["fd00:1::9", 200], ["fd00:2::9", 403]]) {
+    const r = await handler(new Request("http://x/endpoints"), from(client as string));
+    assert.equal(r.status, status, client as string);
+    await r.body?.cancel();
+  }
 });
