@@ -1,5 +1,5 @@
 /** The headers README promises on the Go service's routes: Retry-After on the 503 before the
- * first list, and X-Discovery-Last-Updated / X-Discovery-Age-Seconds on the same clock as
+ * first list (and Go's zero time on /endpoints/last_updated/ then), and X-Discovery-Last-Updated / X-Discovery-Age-Seconds on the same clock as
  * `lastUpdated`. */
 import assert from "node:assert/strict";
 import { EndpointCache } from "../../lib/cache.ts";
@@ -17,14 +17,16 @@ function setup(now: () => number) {
   return { get, store: cache.sliceStore("ns"), watch };
 }
 
-Deno.test("before the first list, /endpoints and /endpoints/last_updated answer 503 with Retry-After", async () => {
+Deno.test("before the first list, /endpoints answers 503 with Retry-After and /endpoints/last_updated Go's zero time", async () => {
   const { get } = setup(() => Date.now());
-  for (const path of ["/endpoints", "/endpoints/last_updated"]) {
-    const r = get(path);
-    assert.equal(r.status, 503, path);
-    assert.equal(r.headers.get("retry-after"), "1", path);
-    await r.body?.cancel();
-  }
+  const r = get("/endpoints");
+  assert.equal(r.status, 503);
+  assert.equal(r.headers.get("retry-after"), "1");
+  await r.body?.cancel();
+  const last = get("/endpoints/last_updated");
+  assert.equal(last.status, 200);
+  assert.equal(last.headers.get("x-discovery-last-updated"), null);
+  assert.equal(await last.text(), '{"lastUpdated": "0001-01-01T00:00:00+0000"}');
 });
 
 Deno.test("X-Discovery-Last-Updated is the lastUpdated instant on both routes; once the watch breaks it freezes and the age grows", async () => {

@@ -47,7 +47,8 @@ function setup(pod: PodIdentity | undefined = ME) {
     pod,
   });
   const get = async (path: string, init: RequestInit = {}) => {
-    const resp = await api(new Request(`http://x${path}`, init), path.split("?")[0]!)!;
+    const [route, search] = path.split("?");
+    const resp = await api(new Request(`http://x${path}`, init), route!, search)!;
     const text = await resp.text();
     return { status: resp.status, headers: resp.headers, text, json: () => JSON.parse(text) };
   };
@@ -118,7 +119,7 @@ Deno.test("a blocking query with exclude=self sleeps through this Pod's flip; on
   store.replace([slice(THREE, "10")], "10");
   const ask = (q: string) => {
     const path = `/v1/services/ns/web${q}`;
-    return Promise.resolve(api(new Request(`http://x${path}`), "/v1/services/ns/web")!);
+    return Promise.resolve(api(new Request(`http://x${path}`), "/v1/services/ns/web", q.slice(1))!);
   };
   let excludedDone = false;
   const excluded = ask("?exclude=self&index=10&wait=5s").then(async (r) => {
@@ -144,7 +145,9 @@ Deno.test("an SSE stream with exclude=self gets no event for this Pod's flip, an
   const { store, api, drain } = setup();
   store.replace([slice(THREE, "10")], "10");
   const path = "/v1/watch/ns/web";
-  const excluded = reader(await api(new Request(`http://x${path}?exclude=self`), path)!);
+  const excluded = reader(
+    await api(new Request(`http://x${path}?exclude=self`), path, "exclude=self")!,
+  );
   const seeing = reader(await api(new Request(`http://x${path}`), path)!);
   assert.match(await excluded(/^id: 10$/m), /event: snapshot/);
   assert.match(await seeing(/^id: 10$/m), /"self":"ready"/);
