@@ -58,6 +58,11 @@ export class EndpointCache {
   #generation = 0;
   /** Named Services already reported as having no EndpointSlices. */
   #saidEmpty = new Set<string>();
+  /** Namespaces whose first complete list was announced to {@linkcode onSynced} listeners. */
+  #announced = new Set<string>();
+  #syncFeed = new ChangeFeed<string>({
+    onError: (error) => this.#log?.log("error", "sync listener failed", { error }),
+  });
 
   /** A cache for these namespaces, each with what is watched in it. */
   constructor(namespaces: Map<string, Watched>, options: CacheOptions = {}) {
@@ -127,6 +132,19 @@ export class EndpointCache {
     return this.#feed.subscribe(listener);
   }
 
+  /** Calls `listener` with each namespace when it has had its first complete list (after the
+   * changes that list made were published); returns the function that unsubscribes. */
+  onSynced(listener: (namespace: string) => void): () => void {
+    return this.#syncFeed.subscribe(listener);
+  }
+
+  /** Announces a namespace's first complete list once. */
+  #noteSynced(namespace: string): void {
+    if (this.#announced.has(namespace) || !this.synced(namespace)) return;
+    this.#announced.add(namespace);
+    this.#syncFeed.publish(namespace);
+  }
+
   /** The store a namespace's EndpointSlice reflector writes into. */
   sliceStore(namespace: string): ReflectorStore {
     const ns = this.#state(namespace);
@@ -147,6 +165,7 @@ export class EndpointCache {
         this.#checkRelist(ns, "services", this.#selection.resourceVersion(ns), change);
       }
       if (this.#state(ns).synced) this.#rebuild(ns, change.names, change.resourceVersion);
+      this.#noteSynced(ns);
     });
   }
 
@@ -195,6 +214,7 @@ export class EndpointCache {
     ns.synced = true;
     ns.resourceVersion = resourceVersion;
     this.#rebuild(namespace, affected, resourceVersion);
+    this.#noteSynced(namespace);
   }
 
   #apply(namespace: string, type: string, slice: V1EndpointSlice): void {

@@ -125,18 +125,17 @@ class SseStream {
   #drainTimer?: ReturnType<typeof setTimeout>;
   #controller?: ReadableStreamDefaultController<Uint8Array>;
   #unsubscribe = () => {};
+  #onDrain = () => this.#drain();
 
   constructor(cache: EndpointCache, options: SseOptions) {
     this.#cache = cache;
     this.#o = options;
-    const waiting = !cache.ready;
+    const waiting = !this.#scopeSynced();
     this.#preamble.push(
       encoder.encode(
         `retry: ${RETRY_MS}\n${waiting ? ": waiting for the first complete list\n" : ""}\n`,
       ),
     );
-    options.history.ready().then(() => this.#start());
-    options.signal?.addEventListener("abort", () => this.#drain(), { once: true });
     this.body = new ReadableStream<Uint8Array>({
       start: (c) => {
         this.#controller = c;
@@ -144,6 +143,25 @@ class SseStream {
       pull: (c) => this.#pull(c),
       cancel: () => this.#close("client"),
     }, { highWaterMark: 0 });
+    // Both removed again when the stream closes: the drain signal and the cache live as long as
+    // the process, and a listener left on them would keep every stream that ever opened.
+    options.signal?.addEventListener("abort", this.#onDrain, { once: true });
+    if (!waiting) {
+      this.#start();
+      return;
+    }
+    this.#unsubscribe = cache.onSynced(() => {
+      if (!this.#scopeSynced()) return;
+      this.#unsubscribe();
+      this.#start();
+    });
+  }
+
+  /** Whether what the stream carries is listed: its Service's namespace, or every namespace.
+   * A stream of one namespace does not wait for another (one without a Role, say). */
+  #scopeSynced(): boolean {
+    const s = this.#o.service;
+    return s ? this.#cache.synced(s.namespace) : this.#cache.ready;
   }
 
   #select(v: ServiceView): boolean {
@@ -298,6 +316,7 @@ class SseStream {
     const unsentBytes = this.#unsent;
     this.#closed = reason;
     this.#unsubscribe();
+    this.#o.signal?.removeEventListener("abort", this.#onDrain);
     clearTimeout(this.#stallTimer);
     clearTimeout(this.#drainTimer);
     this.#pending.clear();
