@@ -128,10 +128,13 @@ export async function startSidecar(config: Config, options: SidecarOptions): Pro
   });
   const watches = Promise.all(reflectors.map((r) => r.run(signal)));
   const servers = [server, probes?.server].filter((s) => s !== undefined);
-  signal.addEventListener("abort", () => {
+  const stop = () => {
     drain.abort();
     void drained(watchers).then(() => Promise.all(servers.map((s) => s.shutdown())));
-  }, { once: true });
+  };
+  // A stop signal may have come while this was starting (making the connection): stop now.
+  if (signal.aborted) stop();
+  else signal.addEventListener("abort", stop, { once: true });
   const finished = Promise.all([server.finished, probes?.server.finished, watches])
     .then(() => conn.close());
   return { addr, finished };

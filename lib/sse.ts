@@ -148,13 +148,15 @@ class SseStream {
     options.signal?.addEventListener("abort", this.#onDrain, { once: true });
     if (!waiting) {
       this.#start();
-      return;
+    } else {
+      this.#unsubscribe = cache.onSynced(() => {
+        if (!this.#scopeSynced()) return;
+        this.#unsubscribe();
+        this.#start();
+      });
     }
-    this.#unsubscribe = cache.onSynced(() => {
-      if (!this.#scopeSynced()) return;
-      this.#unsubscribe();
-      this.#start();
-    });
+    // A client that reconnects while the sidecar drains is ended like the others, at once.
+    if (options.signal?.aborted) this.#drain();
   }
 
   /** Whether what the stream carries is listed: its Service's namespace, or every namespace.
@@ -259,7 +261,7 @@ class SseStream {
       c.enqueue(HEARTBEAT);
     }
     this.#checkBound();
-    if (this.#draining && !this.#hasEvents() && this.#started) this.#end(c, "shutdown");
+    if (this.#draining && !this.#hasEvents()) this.#end(c, "shutdown");
   }
 
   #hasEvents(): boolean {
@@ -281,11 +283,8 @@ class SseStream {
   #drain(): void {
     if (this.#closed) return;
     this.#draining = true;
-    if (!this.#started) {
-      // Never synced: nothing to send, the next process will.
-      this.#end(this.#controller!, "shutdown");
-      return;
-    }
+    // Never synced: nothing to send but the opening lines; the next process will.
+    if (!this.#started) this.#unsubscribe();
     this.#wake?.();
     this.#drainTimer = setTimeout(() => this.#abort("shutdown"), DRAIN_MS);
   }

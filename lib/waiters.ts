@@ -24,12 +24,14 @@ export class Waiters {
   #byKey = new Map<string, Set<Waiter>>();
   #size = 0;
   #sweep?: ReturnType<typeof setInterval>;
+  #draining?: AbortSignal;
 
   /** Wakes waiters on their Service's changes, and all of them when `signal` aborts. */
   constructor(cache: EndpointCache, signal?: AbortSignal) {
     cache.subscribe((changed) => {
       for (const v of changed) this.#wakeKey(`${v.namespace}/${v.name}`, v.removed ? v : undefined);
     });
+    this.#draining = signal;
     signal?.addEventListener("abort", () => {
       for (const key of [...this.#byKey.keys()]) this.#wakeKey(key);
     }, { once: true });
@@ -43,6 +45,8 @@ export class Waiters {
   /** Resolves on the next change of `key` (`namespace/name`; with its tombstone when the Service
    * went away), after `ms`, or when `signal` (the client leaving) aborts, whichever comes first. */
   wait(key: string, ms: number, signal: AbortSignal): Promise<ServiceView | undefined> {
+    // A query that arrives while the sidecar drains answers at once, like those it woke.
+    if (this.#draining?.aborted || signal.aborted) return Promise.resolve(undefined);
     return new Promise((resolve) => {
       let set = this.#byKey.get(key);
       if (!set) this.#byKey.set(key, set = new Set());

@@ -169,3 +169,14 @@ Deno.test("/v1/services counts ready, serving and terminating endpoints", async 
   const list = JSON.parse((await get("/v1/services")).body);
   assert.deepEqual(list.services[0].endpoints, { ready: 1, serving: 2, terminating: 2, total: 3 });
 });
+
+Deno.test("a blocking query that arrives after the drain began answers at once with the current state", async () => {
+  const { get, store, drain } = setup({ kind: "names", names: ["web"] });
+  store.replace([slice("web", ["10.0.0.1"], "5")], "10");
+  drain.abort();
+  const started = performance.now();
+  const r = await get("/v1/services/ns/web?index=10&wait=60s");
+  assert.equal(r.status, 200);
+  assert.equal(r.headers.get("x-discovery-index"), "10");
+  assert.ok(performance.now() - started < 1_000, "not held for its wait");
+});

@@ -151,3 +151,20 @@ Deno.test("a stream waiting for the first list gets its snapshot as the list is 
   assert.match(await read(/event: snapshot[^]*\n\n/, 30), /^event: snapshot\nid: 5\n/);
   drain.abort();
 });
+
+Deno.test("a stream that arrives after the drain began gets the state and then its end", async () => {
+  const { store, open, drain } = setup();
+  store.replace([slice("a", ["10.0.0.1"], "5")], "5");
+  drain.abort();
+  const { read } = await open("/v1/watch/ns/web");
+  // Reads to the end: the pattern never matches.
+  const text = await read(/(?!)/);
+  assert.match(text, /^retry: 1000\n\nevent: snapshot\nid: 5\n/);
+});
+
+Deno.test("a stream that arrives after the drain began, before the first list, ends at once", async () => {
+  const { open, drain } = setup();
+  drain.abort();
+  const { read } = await open("/v1/watch/ns/web");
+  assert.equal(await read(/(?!)/), `retry: ${RETRY_MS}\n: waiting for the first complete list\n\n`);
+});
