@@ -289,10 +289,14 @@ export class EndpointCache {
     this.#feed.publish(changed);
   }
 
-  /** The index of a new view: its resourceVersion, unless that is not past the view it replaces
-   * (the store went back, or an event came twice): then just past everything handed out. */
+  /** The index of a new view: its resourceVersion, and never below an index already handed out
+   * to any Service, so every change comes at or after every earlier one and a stream resumed
+   * from an id misses none. Watches of different namespaces (and selector mode's Service and
+   * slice watches) deliver out of resourceVersion order: one 1995 after another's 2000 gets
+   * 2000. Not past the view it replaces (the store went back, or an event came twice): just
+   * past everything handed out. */
   #nextIndex(resourceVersion: string, before: ServiceView | undefined): number {
-    let index = Number(resourceVersion) || 0;
+    let index = Math.max(Number(resourceVersion) || 0, this.#index);
     if (before && index <= before.index) index = this.#index + 1;
     this.#index = Math.max(this.#index, index);
     return index;

@@ -168,3 +168,33 @@ Deno.test("a stream that arrives after the drain began, before the first list, e
   const { read } = await open("/v1/watch/ns/web");
   assert.equal(await read(/(?!)/), `retry: ${RETRY_MS}\n: waiting for the first complete list\n\n`);
 });
+
+Deno.test("an all-Services stream resumed after a change of one namespace gets a later change of another namespace with an older resourceVersion", async () => {
+  const { cache, store, open, drain } = setup(
+    new Map<string, Watched>([
+      ["ns", { kind: "names", names: ["web"] }],
+      ["other", { kind: "names", names: ["db"] }],
+    ]),
+  );
+  const other = cache.sliceStore("other");
+  store.replace([slice("a", ["10.0.0.1"], "1900")], "1900");
+  other.replace([slice("d", ["10.0.1.1"], "1901", "db")], "1901");
+  const first = await open("/v1/watch");
+  await first.read(/id: 1901[^]*\n\n/);
+  // ns's watch is ahead of other's: 2000 arrives first, then other's 1995.
+  store.apply("MODIFIED", slice("a", ["10.0.0.1", "10.0.0.2"], "2000"));
+  const ids: number[] = [];
+  const seen = await first.read(/event: update[^]*\n\n/);
+  for (const m of seen.matchAll(/^id: (\d+)$/gm)) ids.push(Number(m[1]));
+  other.apply("MODIFIED", slice("d", ["10.0.1.1", "10.0.1.2"], "1995", "db"));
+  const next = await first.read(/event: update[^]*\n\n/);
+  for (const m of next.matchAll(/^id: (\d+)$/gm)) ids.push(Number(m[1]));
+  assert.deepEqual([...ids].sort((a, b) => a - b), ids, `ids go back: ${ids}`);
+  // A client that saw only the first change resumes from its id.
+  const resumed = await open("/v1/watch", { "Last-Event-ID": String(ids[0]) });
+  const text = await resumed.read(/"name":"db"[^]*\n\n/);
+  assert.doesNotMatch(text, /event: reset/);
+  assert.match(text, /event: update\nid: \d+\ndata: \{"namespace":"other","name":"db"/);
+  assert.equal(JSON.parse(text.split("data: ").at(-1)!).endpoints.length, 2);
+  drain.abort();
+});
