@@ -98,7 +98,7 @@ export interface ReflectorOptions {
   sleep?: (ms: number, signal: AbortSignal) => Promise<void>;
   /** Random in [0, 1). Default Math.random. */
   random?: () => number;
-  /** Clock (ms) for the backoff reset. Default Date.now. */
+  /** Monotonic clock (ms) for the backoff reset. Default performance.now. */
   now?: () => number;
 }
 
@@ -141,7 +141,7 @@ export class Reflector {
       streamingList: true,
       sleep: abortableSleep,
       random: Math.random,
-      now: Date.now,
+      now: () => performance.now(),
       ...options,
     };
     this.#streaming = this.#o.streamingList;
@@ -179,7 +179,7 @@ export class Reflector {
     let streamingList = this.#needList && this.#streaming;
     if (this.#needList && !streamingList) await this.#list(signal);
     while (!signal.aborted) {
-      const started = Date.now();
+      const started = performance.now();
       const before = this.#received;
       let ended: "ended" | "quiet";
       try {
@@ -220,7 +220,7 @@ export class Reflector {
       }
       streamingList = false;
       if (ended === "quiet") continue;
-      if (Date.now() - started < SHORT_WATCH_MS && this.#received === before) {
+      if (performance.now() - started < SHORT_WATCH_MS && this.#received === before) {
         throw new Error("watch closed at once with no event");
       }
       this.stats.backoffMs = 0;
@@ -233,7 +233,7 @@ export class Reflector {
    * ends within a second with nothing ("very short watch") is an error that is backed off. */
   #brokeMidStream(e: unknown, started: number, before: number): boolean {
     if (e instanceof ApiError || !this.#watchOpened) return false;
-    return this.#received > before || Date.now() - started >= SHORT_WATCH_MS;
+    return this.#received > before || performance.now() - started >= SHORT_WATCH_MS;
   }
 
   /** After a watch broke mid-stream: broken until the next event, a fresh connection, and the

@@ -230,7 +230,7 @@ class SseStream {
       return;
     }
     if (this.#overSince !== undefined) return;
-    this.#overSince = Date.now();
+    this.#overSince = performance.now();
     this.#stallTimer = setTimeout(() => {
       if (this.#overSince !== undefined) this.#abort("slow");
     }, this.#o.stallMs ?? STALL_MS);

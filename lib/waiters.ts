@@ -51,7 +51,8 @@ export class Waiters {
       let set = this.#byKey.get(key);
       if (!set) this.#byKey.set(key, set = new Set());
       const w: Waiter = {
-        deadline: Date.now() + ms,
+        // Monotonic: a step of the wall clock must not end or prolong a wait.
+        deadline: performance.now() + ms,
         resolve: (gone?: ServiceView) => {
           signal.removeEventListener("abort", onAbort);
           if (set!.delete(w)) this.#size--;
@@ -75,7 +76,7 @@ export class Waiters {
   }
 
   #expire(): void {
-    const now = Date.now();
+    const now = performance.now();
     const due: Waiter[] = [];
     for (const set of this.#byKey.values()) for (const w of set) if (w.deadline <= now) due.push(w);
     for (const w of due) w.resolve();
