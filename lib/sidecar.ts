@@ -15,6 +15,7 @@ import { countEndpoints } from "./service_view.ts";
 import { connect, type KubeConnection } from "./kube_client.ts";
 import type { Logger } from "./log.ts";
 import { Metrics } from "./metrics.ts";
+import { OpenWatchers } from "./open_watchers.ts";
 import { Reflector } from "./reflector.ts";
 import { createHandler } from "./routes.ts";
 import { DRAIN_MS } from "./sse.ts";
@@ -91,7 +92,7 @@ export async function startSidecar(config: Config, options: SidecarOptions): Pro
   }
   const health = new HealthRegistry();
   for (const r of reflectors) health.add(r.health);
-  const watchers = { sse: 0, blocking: 0, sseSlowClosed: 0 };
+  const watchers = new OpenWatchers();
   const drain = new AbortController();
   const metrics = sidecarMetrics(cache, reflectors, watchers);
   const first = config.services[0];
@@ -212,11 +213,12 @@ const DRAIN_MAX_MS = DRAIN_MS + 500;
 const DRAIN_FLUSH_MS = 50;
 
 /** Resolves once no blocking query or SSE stream is open (or after DRAIN_MAX_MS). */
-async function drained(watchers: { sse: number; blocking: number }): Promise<void> {
-  const deadline = Date.now() + DRAIN_MAX_MS;
-  while (watchers.sse + watchers.blocking > 0 && Date.now() < deadline) {
-    await new Promise((r) => setTimeout(r, 5));
-  }
+async function drained(watchers: OpenWatchers): Promise<void> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  await Promise.race([
+    watchers.idle(),
+    new Promise((r) => timer = setTimeout(r, DRAIN_MAX_MS)),
+  ]).finally(() => clearTimeout(timer));
   await new Promise((r) => setTimeout(r, DRAIN_FLUSH_MS));
 }
 
@@ -239,7 +241,7 @@ function selectorFor(names: string[]): string | undefined {
 function sidecarMetrics(
   cache: EndpointCache,
   reflectors: Reflector[],
-  watchers: { sse: number; blocking: number; sseSlowClosed: number },
+  watchers: OpenWatchers,
 ): Metrics {
   const m = new Metrics();
   m.counter("kpd_http_requests_total", "HTTP requests by route and status code");
