@@ -45,6 +45,21 @@ const SHORT_WATCH_MS = 1_000;
 const READYZ_TIMEOUT_MS = 5_000;
 /** The annotation of the bookmark that ends a streaming list's initial events. */
 const INITIAL_EVENTS_END = "k8s.io/initial-events-end";
+/**
+ * How long a streaming list may send nothing before its initial-events-end bookmark. A server
+ * that honours `sendInitialEvents` streams the state back to back and then the bookmark; one
+ * that ignores it (a proxy, an aggregated server) sends a plain watch, and the namespace would
+ * stay unsynced until the watch's 5–10 min timeout, again and again. client-go warns at this
+ * point (`newInitialEventsEndBookmarkTicker`, a 10 s tick, in tools/cache/reflector.go) and waits
+ * on until the watch ends, then streams again; here the reflector warns once and lists in pages
+ * from then on, since making progress beats waiting for a bookmark that never comes.
+ */
+export const INITIAL_EVENTS_QUIET_MS = 10_000;
+
+/** A streaming list sent no initial-events-end bookmark: the server does not honour it. */
+class NoInitialEventsEnd extends Error {
+  override name = "NoInitialEventsEnd";
+}
 
 /** Counters of one reflector, read by metrics and tests. */
 export interface ReflectorStats {
@@ -94,6 +109,9 @@ export interface ReflectorOptions {
   probeTimeoutMs?: number;
   /** Try a streaming list first. Default true; it falls back by itself where not offered. */
   streamingList?: boolean;
+  /** Silence before a streaming list without its end bookmark is given up (ms). Default
+   * {@linkcode INITIAL_EVENTS_QUIET_MS}. */
+  initialEventsQuietMs?: number;
   /** Sleep; replaced in tests to drive time. Default: a timer that stops on abort. */
   sleep?: (ms: number, signal: AbortSignal) => Promise<void>;
   /** Random in [0, 1). Default Math.random. */
@@ -139,6 +157,7 @@ export class Reflector {
       probeAfterMs: 30_000,
       probeTimeoutMs: 15_000,
       streamingList: true,
+      initialEventsQuietMs: INITIAL_EVENTS_QUIET_MS,
       sleep: abortableSleep,
       random: Math.random,
       now: () => performance.now(),
@@ -198,6 +217,16 @@ export class Reflector {
           // replays nothing. client-go relists after a broken watch too.
           streamingList = this.#streaming;
           if (streamingList) this.#needList = true;
+          continue;
+        }
+        if (e instanceof NoInitialEventsEnd) {
+          this.#streaming = streamingList = false;
+          this.#o.log.log("warn", "streaming list never ended; listing in pages", {
+            namespace: this.#o.namespace,
+            resource: this.#kind,
+            reason: e.message,
+          });
+          await this.#list(signal);
           continue;
         }
         if (isStreamingListRefused(e)) {
@@ -408,6 +437,7 @@ export class Reflector {
     });
     // Initial events of a streaming list, by namespace/name, until the end bookmark.
     let initial = streamingList ? new Map<string, KubeItem>() : undefined;
+    const initialEnd = initial ? this.#awaitInitialEnd(ac, () => initial !== undefined) : undefined;
     const params: Record<string, string> = {
       watch: "1",
       allowWatchBookmarks: "true",
@@ -436,12 +466,15 @@ export class Reflector {
         const ev of watchEvents(resp.body, { onBytes: () => dog.touch(), signal: ac.signal })
       ) {
         if (initial) {
+          initialEnd!.heard();
           if (this.#collect(ev, initial)) initial = undefined;
         } else {
           this.#handle(ev);
         }
       }
-      if (initial) throw new Error("streaming list ended before its initial-events-end bookmark");
+      if (initial) {
+        throw new NoInitialEventsEnd("streaming list ended before its initial-events-end bookmark");
+      }
       return "ended";
     } catch (e) {
       if (ac.signal.aborted && !signal.aborted && ac.signal.reason instanceof QuietWatch) {
@@ -461,8 +494,40 @@ export class Reflector {
       throw e;
     } finally {
       dog.stop();
+      initialEnd?.stop();
       signal.removeEventListener("abort", onAbort);
     }
+  }
+
+  /** Aborts `ac` with {@linkcode NoInitialEventsEnd} once a streaming list has been silent for
+   * the quiet limit while still `waiting` for its end bookmark. One timer, re-armed only when it
+   * fires, for the rest of the silence. */
+  #awaitInitialEnd(
+    ac: AbortController,
+    waiting: () => boolean,
+  ): { heard: () => void; stop: () => void } {
+    const limit = this.#o.initialEventsQuietMs;
+    let lastAt = performance.now();
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const check = () => {
+      if (!waiting()) return;
+      const quiet = performance.now() - lastAt;
+      if (quiet < limit) {
+        timer = setTimeout(check, limit - quiet);
+        return;
+      }
+      ac.abort(
+        new NoInitialEventsEnd(
+          `streaming list sent nothing for ${Math.round(quiet)} ms and no ` +
+            `${INITIAL_EVENTS_END} bookmark: the server (or a proxy) ignores sendInitialEvents`,
+        ),
+      );
+    };
+    timer = setTimeout(check, limit);
+    return {
+      heard: () => lastAt = performance.now(),
+      stop: () => clearTimeout(timer),
+    };
   }
 
   /** One event of a streaming list's initial phase; true once the list is complete. */

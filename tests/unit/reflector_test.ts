@@ -690,3 +690,28 @@ Deno.test("a watch from a resourceVersion too large for this API server relists 
   ]);
   assert.deepEqual(s.ops, ["replace @10", "touch", "replace a@95"]);
 });
+
+Deno.test("a streaming list that never sends its initial-events-end bookmark is given up for a paginated list, with a warning", async () => {
+  const s = scripted([
+    // A proxy that ignores sendInitialEvents: a plain watch, quiet, no end bookmark.
+    watch([added("a", "5")], "hang"),
+    page("10", ["a", "b"]),
+    watch([modified("a", "11")], "close"),
+  ], { streamingList: true, initialEventsQuietMs: 50 });
+  await s.run();
+  assert.deepEqual(s.rvs(), ["watch:+initial", "list:0+limit", "watch:10", "watch:11"]);
+  assert.deepEqual(s.ops, ["replace a,b@10", "MODIFIED a@11"]);
+  const warning = s.logs.find((l) => l.msg === "streaming list never ended; listing in pages");
+  assert.equal(warning?.level, "warn");
+  assert.match(String(warning?.fields.reason), /initial-events-end/);
+});
+
+Deno.test("a streaming list that ends before its initial-events-end bookmark is given up for a paginated list too", async () => {
+  const s = scripted([
+    watch([added("a", "5")], "close"),
+    page("10", ["a"]),
+  ], { streamingList: true });
+  await s.run();
+  assert.deepEqual(s.rvs(), ["watch:+initial", "list:0+limit", "watch:10"]);
+  assert.deepEqual(s.sleeps, [], "no backoff: listing is the way on");
+});
