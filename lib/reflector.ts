@@ -56,6 +56,12 @@ const INITIAL_EVENTS_END = "k8s.io/initial-events-end";
  */
 export const INITIAL_EVENTS_QUIET_MS = 10_000;
 
+/** Another watch reset the shared connection this watch ran on. */
+class ConnectionReplaced extends Error {
+  override name = "ConnectionReplaced";
+  override message = "another watch found the shared connection dead and replaced it";
+}
+
 /** A streaming list sent no initial-events-end bookmark: the server does not honour it. */
 class NoInitialEventsEnd extends Error {
   override name = "NoInitialEventsEnd";
@@ -98,7 +104,9 @@ export interface ReflectorOptions {
   resource?: { group: string; version: string; plural: string };
   /** Label selector, e.g. `kubernetes.io/service-name in (a,b)`. */
   labelSelector?: string;
-  connection: KubeConnection;
+  /** The API server; with `onReset` (lib/shared_connection.ts) where several reflectors share
+   * it, so that a watch leaves a client another watch found dead. */
+  connection: KubeConnection & { onReset?: (listener: () => void) => () => void };
   log: Logger;
   /** Restart a watch that sent nothing this long although its connection answers (ms).
    * Default 90 s (bookmarks come every 60 s). */
@@ -206,6 +214,12 @@ export class Reflector {
       } catch (e) {
         // Stopping is no failure: let run() end.
         if (signal.aborted) throw e;
+        if (e instanceof ConnectionReplaced) {
+          this.#moved(e);
+          streamingList = this.#streaming;
+          if (streamingList) this.#needList = true;
+          continue;
+        }
         // Past its initial events a streaming list is a plain watch.
         if (!streamingList || !this.#needList) {
           if (!this.#brokeMidStream(e, started, before)) throw e;
@@ -276,6 +290,19 @@ export class Reflector {
       namespace: this.#o.namespace,
       resource: this.#kind,
       reason: message,
+      resourceVersion: this.#lastSyncRV,
+    });
+  }
+
+  /** After another watch replaced the shared connection: this watch ran on the client found
+   * dead, so it is broken until it hears from the server on the new one. No reset of its own (that
+   * would move every other watch in turn) and no wait. */
+  #moved(e: Error): void {
+    this.health.broken(e.message);
+    this.#o.log.log("info", "watch moved to a new connection", {
+      namespace: this.#o.namespace,
+      resource: this.#kind,
+      reason: e.message,
       resourceVersion: this.#lastSyncRV,
     });
   }
@@ -421,12 +448,15 @@ export class Reflector {
     const ac = new AbortController();
     const onAbort = () => ac.abort(signal.reason);
     signal.addEventListener("abort", onAbort, { once: true });
+    const conn = this.#o.connection;
+    // Another watch found the shared client dead and replaced it: this one ran on it too.
+    const offReset = conn.onReset?.(() => ac.abort(new ConnectionReplaced()));
     const dog = new Watchdog(ac, {
       idleTimeoutMs: this.#o.idleTimeoutMs,
       probeAfterMs: this.#o.probeAfterMs,
       probeTimeoutMs: this.#o.probeTimeoutMs,
       probe: async (s) => {
-        const resp = await this.#o.connection.fetch("/version", { signal: s });
+        const resp = await conn.fetch("/version", { signal: s });
         await resp.body?.cancel();
       },
       // A quiet watch on a live connection is still current; a probe alone never makes a
@@ -494,6 +524,7 @@ export class Reflector {
       throw e;
     } finally {
       dog.stop();
+      offReset?.();
       initialEnd?.stop();
       signal.removeEventListener("abort", onAbort);
     }

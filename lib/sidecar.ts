@@ -16,6 +16,7 @@ import { connect, type KubeConnection } from "./kube_client.ts";
 import type { Logger } from "./log.ts";
 import { Metrics } from "./metrics.ts";
 import { OpenWatchers } from "./open_watchers.ts";
+import { shareConnection } from "./shared_connection.ts";
 import { Reflector } from "./reflector.ts";
 import { createHandler } from "./routes.ts";
 import { DRAIN_MS } from "./sse.ts";
@@ -68,12 +69,14 @@ export async function startSidecar(config: Config, options: SidecarOptions): Pro
     serviceAccountDir: config.serviceAccountDir,
     onTokenReload: () => log.log("info", "token reloaded", { dir: config.serviceAccountDir }),
   });
+  // Shared by every reflector: a watch moves to the new client when another one resets it.
+  const shared = shareConnection(conn);
   const defaultNs = config.namespace ?? conn.namespace ?? "default";
   const plan = watchPlan(config, defaultNs);
   const cache = new EndpointCache(plan, { log });
   const reflectors: Reflector[] = [];
   for (const [namespace, watched] of plan) {
-    const common = { namespace, connection: conn, log, idleTimeoutMs: config.watchIdleTimeoutMs };
+    const common = { namespace, connection: shared, log, idleTimeoutMs: config.watchIdleTimeoutMs };
     reflectors.push(
       new Reflector(cache.sliceStore(namespace), {
         ...common,

@@ -145,7 +145,7 @@ function scripted(
   let resets = 0;
   const ac = new AbortController();
   const queue = [...answers];
-  const conn: KubeConnection = {
+  const conn: KubeConnection & { generation?: number } = {
     server: "https://api",
     mode: "in-cluster",
     fetch(path: string, init?: RequestInit) {
@@ -205,6 +205,8 @@ function scripted(
   });
   return {
     reflector,
+    conn,
+    stop: () => ac.abort(),
     requests,
     encodings,
     sleeps,
@@ -714,4 +716,34 @@ Deno.test("a streaming list that ends before its initial-events-end bookmark is 
   await s.run();
   assert.deepEqual(s.rvs(), ["watch:+initial", "list:0+limit", "watch:10"]);
   assert.deepEqual(s.sleeps, [], "no backoff: listing is the way on");
+});
+
+Deno.test("a watch whose connection another watch reset moves to the new one at once, broken until it hears from the server", async () => {
+  const healthy: boolean[] = [];
+  const listeners = new Set<() => void>();
+  const s = scripted([page("10", []), watch([bookmark("11")], "hang"), watch([], "hang")], {
+    idleTimeoutMs: 60_000,
+    onRequest: (u, r) => {
+      healthy.push(r.health.healthy);
+      if (u.searchParams.get("resourceVersion") !== "10") return;
+      // Another reflector on the same connection found it dead and reset it: this watch ran on
+      // the old HTTP client (over HTTP/2, the very same connection).
+      setTimeout(() => listeners.forEach((l) => l()), 20);
+    },
+  });
+  (s.conn as { onReset?: (l: () => void) => () => void }).onReset = (l) => {
+    listeners.add(l);
+    return () => listeners.delete(l);
+  };
+  const done = s.run();
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  await Promise.race([done, new Promise((r) => timer = setTimeout(r, 1_000))]);
+  clearTimeout(timer);
+  s.stop();
+  await done;
+  assert.deepEqual(s.rvs().slice(0, 3), ["list:0+limit", "watch:10", "watch:11"]);
+  assert.deepEqual(healthy.slice(1, 3), [true, false], "not vouched for after the move");
+  assert.equal(s.resets(), 0, "moving resets nothing itself (no cascade through the others)");
+  assert.deepEqual(s.sleeps, [], "no failure, no backoff");
+  assert.equal(listeners.size, 0, "the watch let go of its reset listener");
 });
