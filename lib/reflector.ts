@@ -46,7 +46,8 @@ const READYZ_TIMEOUT_MS = 5_000;
 /** The annotation of the bookmark that ends a streaming list's initial events. */
 const INITIAL_EVENTS_END = "k8s.io/initial-events-end";
 /**
- * How long a streaming list may send nothing before its initial-events-end bookmark. A server
+ * How long a streaming list may send nothing, once answered, before its initial-events-end
+ * bookmark (the wait for the answer is not counted: see `#watch`). A server
  * that honours `sendInitialEvents` streams the state back to back and then the bookmark; one
  * that ignores it (a proxy, an aggregated server) sends a plain watch, and the namespace would
  * stay unsynced until the watch's 5–10 min timeout, again and again. client-go warns at this
@@ -467,7 +468,7 @@ export class Reflector {
     });
     // Initial events of a streaming list, by namespace/name, until the end bookmark.
     let initial = streamingList ? new Map<string, KubeItem>() : undefined;
-    const initialEnd = initial ? this.#awaitInitialEnd(ac, () => initial !== undefined) : undefined;
+    let initialEnd: { heard: () => void; stop: () => void } | undefined;
     const params: Record<string, string> = {
       watch: "1",
       allowWatchBookmarks: "true",
@@ -492,6 +493,10 @@ export class Reflector {
       if (!resp.ok) throw await apiError(resp);
       if (!resp.body) throw new Error("watch response has no body");
       this.#watchOpened = true;
+      // The silence counts from the answer: a loaded API server may hold a request in its
+      // priority-and-fairness queue (up to 15 s), or until its watch cache is ready after a
+      // restart, and that is no sign it ignores sendInitialEvents.
+      if (initial) initialEnd = this.#awaitInitialEnd(ac, () => initial !== undefined);
       for await (
         const ev of watchEvents(resp.body, { onBytes: () => dog.touch(), signal: ac.signal })
       ) {

@@ -747,3 +747,22 @@ Deno.test("a watch whose connection another watch reset moves to the new one at 
   assert.deepEqual(s.sleeps, [], "no failure, no backoff");
   assert.equal(listeners.size, 0, "the watch let go of its reset listener");
 });
+
+Deno.test("a streaming list whose answer waits in the API server's queue longer than the quiet limit is still streamed, and streaming stays on", async () => {
+  // A loaded API server (a priority-and-fairness queue, a watch cache still initializing after a
+  // restart) holds the answer's headers; once it answers, the state and its end come at once.
+  const queued = (answer: Answer, ms: number): Answer => (url, signal) =>
+    new Promise((resolve) => setTimeout(() => resolve(answer(url, signal)), ms));
+  const s = scripted([
+    queued(watch([added("a", "5"), bookmark("10", true)], "close"), 200),
+    watch([modified("a", "11")], "close"),
+  ], { streamingList: true, initialEventsQuietMs: 50 });
+  await s.run();
+  // The third request is the script running out; it is still a plain watch, not a list.
+  assert.deepEqual(s.rvs(), ["watch:+initial", "watch:10", "watch:11"]);
+  assert.deepEqual(s.ops, ["replace a@10", "MODIFIED a@11"]);
+  assert.equal(
+    s.logs.find((l) => l.msg === "streaming list never ended; listing in pages"),
+    undefined,
+  );
+});
