@@ -19,7 +19,11 @@ async function main(): Promise<number> {
   }
   const controller = new AbortController();
   let signals = 0;
+  let started = false;
   const onSignal = () => {
+    // Still starting (making the connection): nothing is served or held yet, so nothing to
+    // drain; a stop is a clean one.
+    if (!started) Deno.exit(0);
     // First signal: stop gracefully. Second: exit at once.
     if (++signals > 1) Deno.exit(1);
     controller.abort();
@@ -37,6 +41,7 @@ async function main(): Promise<number> {
     if (refusal) throw new ConfigError(refusal);
     const log = createLogger(config.logLevel);
     const sidecar = await startSidecar(config, { log, signal: controller.signal });
+    started = true;
     // From here on the log is JSON only: what the runtime prints goes through it too.
     captureConsole(log);
     await sidecar.finished;

@@ -29,8 +29,9 @@ export interface ApiOptions {
   self: { nodeName?: string; zone?: string };
   /** At most this many SSE streams and blocking queries at once. */
   maxWatchers: number;
-  /** Counts open SSE streams and blocking queries, and SSE streams closed for not reading. */
-  watchers: { sse: number; blocking: number; sseSlowClosed?: number };
+  /** Counts open SSE streams and blocking queries, and SSE streams closed for not reading;
+   * `closed` (lib/open_watchers.ts) hears each end. */
+  watchers: { sse: number; blocking: number; sseSlowClosed?: number; closed?: () => void };
   /** The drain signal: aborted on shutdown before the HTTP server stops, it ends blocking
    * queries with the current state and SSE streams with their final event. */
   signal?: AbortSignal;
@@ -95,7 +96,10 @@ export function createApi(cache: EndpointCache, options: ApiOptions): ApiHandler
       watchers.blocking++;
       const [source, waiting] = q.excludeSelf ? [selves.excluded, peerWaiters] : [cache, waiters];
       return block(source, waiting, { ns, name, q, signal: req.signal })
-        .finally(() => watchers.blocking--)
+        .finally(() => {
+          watchers.blocking--;
+          watchers.closed?.();
+        })
         .then((gone) => gone ? goneResponse(gone) : serviceResponse(cache, req, o));
     }
     if (parts[1] === "watch" && (parts.length === 2 || parts.length === 4)) {
@@ -124,6 +128,7 @@ export function createApi(cache: EndpointCache, options: ApiOptions): ApiHandler
         signal: options.signal,
         onClose: (reason, detail) => {
           watchers.sse--;
+          watchers.closed?.();
           if (reason !== "slow") return;
           watchers.sseSlowClosed = (watchers.sseSlowClosed ?? 0) + 1;
           options.log?.log("warn", "closed a stream that stopped reading", {

@@ -44,13 +44,28 @@ export function statusError(
   httpStatus?: number,
   retryAfter?: string | null,
 ): ApiError {
-  const seconds = Number(retryAfter ?? s.details?.retryAfterSeconds);
+  const fromStatus = s.details?.retryAfterSeconds;
   return new ApiError(httpStatus ?? s.code ?? 500, s.reason ?? "", s.message ?? "API error", {
     causes: (s.details?.causes ?? []).map((c) => `${c.reason ?? ""}: ${c.message ?? ""}`),
-    retryAfterMs: Number.isFinite(seconds) && seconds >= 0
-      ? Math.min(seconds * 1000, RETRY_AFTER_MAX_MS)
-      : undefined,
+    retryAfterMs: parseRetryAfter(retryAfter) ??
+      parseRetryAfter(fromStatus === undefined ? undefined : String(fromStatus)),
   });
+}
+
+/**
+ * The wait a `Retry-After` value asks for (ms, at most {@linkcode RETRY_AFTER_MAX_MS}): delay
+ * seconds or an HTTP date (RFC 9110 §10.2.3). Undefined for no wait: absent, empty, zero, a past
+ * date or garbage, which the backoff then covers (an empty header read as 0 ms was a tight loop).
+ * `now` is the wall clock, what an HTTP date is on.
+ */
+export function parseRetryAfter(value?: string | null, now = Date.now()): number | undefined {
+  const v = value?.trim();
+  if (!v) return undefined;
+  let ms: number;
+  if (/^\d+$/.test(v)) ms = Number(v) * 1000;
+  else if (/[a-z]/i.test(v) && Number.isFinite(Date.parse(v))) ms = Date.parse(v) - now;
+  else return undefined;
+  return ms > 0 ? Math.min(ms, RETRY_AFTER_MAX_MS) : undefined;
 }
 
 /** Reads a non-2xx response into an {@linkcode ApiError}. */

@@ -25,7 +25,10 @@ export const SERVICE_NAME_LABEL = "kubernetes.io/service-name";
 
 /** What readers of views need from a cache: its views, its index and its changes. A view of the
  * cache that leaves something out (lib/self_view.ts: without this Pod) is one too. */
-export type ViewSource = Pick<EndpointCache, "ready" | "index" | "view" | "views" | "subscribe">;
+export type ViewSource = Pick<
+  EndpointCache,
+  "ready" | "index" | "view" | "views" | "subscribe" | "synced" | "onSynced"
+>;
 
 /** Called with the views that changed (tombstones included), after each change. */
 export type ChangeListener = (changed: ServiceView[]) => void;
@@ -62,6 +65,11 @@ export class EndpointCache {
   #generation = 0;
   /** Named Services already reported as having no EndpointSlices. */
   #saidEmpty = new Set<string>();
+  /** Namespaces whose first complete list was announced to {@linkcode onSynced} listeners. */
+  #announced = new Set<string>();
+  #syncFeed = new ChangeFeed<string>({
+    onError: (error) => this.#log?.log("error", "sync listener failed", { error }),
+  });
 
   /** A cache for these namespaces, each with what is watched in it. */
   constructor(namespaces: Map<string, Watched>, options: CacheOptions = {}) {
@@ -137,6 +145,19 @@ export class EndpointCache {
     return this.#feed.subscribe(listener);
   }
 
+  /** Calls `listener` with each namespace when it has had its first complete list (after the
+   * changes that list made were published); returns the function that unsubscribes. */
+  onSynced(listener: (namespace: string) => void): () => void {
+    return this.#syncFeed.subscribe(listener);
+  }
+
+  /** Announces a namespace's first complete list once. */
+  #noteSynced(namespace: string): void {
+    if (this.#announced.has(namespace) || !this.synced(namespace)) return;
+    this.#announced.add(namespace);
+    this.#syncFeed.publish(namespace);
+  }
+
   /** The store a namespace's EndpointSlice reflector writes into. */
   sliceStore(namespace: string): ReflectorStore {
     const ns = this.#state(namespace);
@@ -157,6 +178,7 @@ export class EndpointCache {
         this.#checkRelist(ns, "services", this.#selection.resourceVersion(ns), change);
       }
       if (this.#state(ns).synced) this.#rebuild(ns, change.names, change.resourceVersion);
+      this.#noteSynced(ns);
     });
   }
 
@@ -205,6 +227,7 @@ export class EndpointCache {
     ns.synced = true;
     ns.resourceVersion = resourceVersion;
     this.#rebuild(namespace, affected, resourceVersion);
+    this.#noteSynced(namespace);
   }
 
   #apply(namespace: string, type: string, slice: V1EndpointSlice): void {
@@ -279,10 +302,14 @@ export class EndpointCache {
     this.#feed.publish(changed);
   }
 
-  /** The index of a new view: its resourceVersion, unless that is not past the view it replaces
-   * (the store went back, or an event came twice): then just past everything handed out. */
+  /** The index of a new view: its resourceVersion, and never below an index already handed out
+   * to any Service, so every change comes at or after every earlier one and a stream resumed
+   * from an id misses none. Watches of different namespaces (and selector mode's Service and
+   * slice watches) deliver out of resourceVersion order: one 1995 after another's 2000 gets
+   * 2000. Not past the view it replaces (the store went back, or an event came twice): just
+   * past everything handed out. */
   #nextIndex(resourceVersion: string, before: ServiceView | undefined): number {
-    let index = Number(resourceVersion) || 0;
+    let index = Math.max(Number(resourceVersion) || 0, this.#index);
     if (before && index <= before.index) index = this.#index + 1;
     this.#index = Math.max(this.#index, index);
     return index;

@@ -6,6 +6,7 @@
  * @module
  */
 import { type AddressRange, parseRange } from "./access.ts";
+import { labelSelectorProblem } from "./label_selector.ts";
 import { LOG_LEVELS, type LogLevel } from "./log.ts";
 import { canonicalIp } from "./self.ts";
 import type { ConnectionLimits } from "./remote_gate.ts";
@@ -344,6 +345,13 @@ export function loadConfig(args: string[], options: LoadConfigOptions = {}): Con
     );
   }
   const selector = raw("serviceSelector").value?.trim() || undefined;
+  const selectorProblem = selector === undefined ? undefined : labelSelectorProblem(selector);
+  if (selectorProblem) {
+    throw new ConfigError(
+      `Cannot parse ${raw("serviceSelector").source}: ${JSON.stringify(selector)} is not a ` +
+        `label selector (${selectorProblem}); use e.g. app=web or "tier in (front,back)"`,
+    );
+  }
   const all = parseBool(raw("allServices"));
   const names = raw("service");
   const modes = [!!names.value?.trim(), !!selector, all].filter(Boolean).length;

@@ -45,6 +45,28 @@ const SHORT_WATCH_MS = 1_000;
 const READYZ_TIMEOUT_MS = 5_000;
 /** The annotation of the bookmark that ends a streaming list's initial events. */
 const INITIAL_EVENTS_END = "k8s.io/initial-events-end";
+/**
+ * How long a streaming list may send nothing, once answered, before its initial-events-end
+ * bookmark (the wait for the answer is not counted: see `#watch`). A server
+ * that honours `sendInitialEvents` streams the state back to back and then the bookmark; one
+ * that ignores it (a proxy, an aggregated server) sends a plain watch, and the namespace would
+ * stay unsynced until the watch's 5–10 min timeout, again and again. client-go warns at this
+ * point (`newInitialEventsEndBookmarkTicker`, a 10 s tick, in tools/cache/reflector.go) and waits
+ * on until the watch ends, then streams again; here the reflector warns once and lists in pages
+ * from then on, since making progress beats waiting for a bookmark that never comes.
+ */
+export const INITIAL_EVENTS_QUIET_MS = 10_000;
+
+/** Another watch reset the shared connection this watch ran on. */
+class ConnectionReplaced extends Error {
+  override name = "ConnectionReplaced";
+  override message = "another watch found the shared connection dead and replaced it";
+}
+
+/** A streaming list sent no initial-events-end bookmark: the server does not honour it. */
+class NoInitialEventsEnd extends Error {
+  override name = "NoInitialEventsEnd";
+}
 
 /** Counters of one reflector, read by metrics and tests. */
 export interface ReflectorStats {
@@ -83,7 +105,9 @@ export interface ReflectorOptions {
   resource?: { group: string; version: string; plural: string };
   /** Label selector, e.g. `kubernetes.io/service-name in (a,b)`. */
   labelSelector?: string;
-  connection: KubeConnection;
+  /** The API server; with `onReset` (lib/shared_connection.ts) where several reflectors share
+   * it, so that a watch leaves a client another watch found dead. */
+  connection: KubeConnection & { onReset?: (listener: () => void) => () => void };
   log: Logger;
   /** Restart a watch that sent nothing this long although its connection answers (ms).
    * Default 90 s (bookmarks come every 60 s). */
@@ -94,11 +118,14 @@ export interface ReflectorOptions {
   probeTimeoutMs?: number;
   /** Try a streaming list first. Default true; it falls back by itself where not offered. */
   streamingList?: boolean;
+  /** Silence before a streaming list without its end bookmark is given up (ms). Default
+   * {@linkcode INITIAL_EVENTS_QUIET_MS}. */
+  initialEventsQuietMs?: number;
   /** Sleep; replaced in tests to drive time. Default: a timer that stops on abort. */
   sleep?: (ms: number, signal: AbortSignal) => Promise<void>;
   /** Random in [0, 1). Default Math.random. */
   random?: () => number;
-  /** Clock (ms) for the backoff reset. Default Date.now. */
+  /** Monotonic clock (ms) for the backoff reset. Default performance.now. */
   now?: () => number;
 }
 
@@ -139,9 +166,10 @@ export class Reflector {
       probeAfterMs: 30_000,
       probeTimeoutMs: 15_000,
       streamingList: true,
+      initialEventsQuietMs: INITIAL_EVENTS_QUIET_MS,
       sleep: abortableSleep,
       random: Math.random,
-      now: Date.now,
+      now: () => performance.now(),
       ...options,
     };
     this.#streaming = this.#o.streamingList;
@@ -179,7 +207,7 @@ export class Reflector {
     let streamingList = this.#needList && this.#streaming;
     if (this.#needList && !streamingList) await this.#list(signal);
     while (!signal.aborted) {
-      const started = Date.now();
+      const started = performance.now();
       const before = this.#received;
       let ended: "ended" | "quiet";
       try {
@@ -187,6 +215,12 @@ export class Reflector {
       } catch (e) {
         // Stopping is no failure: let run() end.
         if (signal.aborted) throw e;
+        if (e instanceof ConnectionReplaced) {
+          this.#moved(e);
+          streamingList = this.#streaming;
+          if (streamingList) this.#needList = true;
+          continue;
+        }
         // Past its initial events a streaming list is a plain watch.
         if (!streamingList || !this.#needList) {
           if (!this.#brokeMidStream(e, started, before)) throw e;
@@ -198,6 +232,16 @@ export class Reflector {
           // replays nothing. client-go relists after a broken watch too.
           streamingList = this.#streaming;
           if (streamingList) this.#needList = true;
+          continue;
+        }
+        if (e instanceof NoInitialEventsEnd) {
+          this.#streaming = streamingList = false;
+          this.#o.log.log("warn", "streaming list never ended; listing in pages", {
+            namespace: this.#o.namespace,
+            resource: this.#kind,
+            reason: e.message,
+          });
+          await this.#list(signal);
           continue;
         }
         if (isStreamingListRefused(e)) {
@@ -220,7 +264,7 @@ export class Reflector {
       }
       streamingList = false;
       if (ended === "quiet") continue;
-      if (Date.now() - started < SHORT_WATCH_MS && this.#received === before) {
+      if (performance.now() - started < SHORT_WATCH_MS && this.#received === before) {
         throw new Error("watch closed at once with no event");
       }
       this.stats.backoffMs = 0;
@@ -233,7 +277,7 @@ export class Reflector {
    * ends within a second with nothing ("very short watch") is an error that is backed off. */
   #brokeMidStream(e: unknown, started: number, before: number): boolean {
     if (e instanceof ApiError || !this.#watchOpened) return false;
-    return this.#received > before || Date.now() - started >= SHORT_WATCH_MS;
+    return this.#received > before || performance.now() - started >= SHORT_WATCH_MS;
   }
 
   /** After a watch broke mid-stream: broken until the next event, a fresh connection, and the
@@ -247,6 +291,19 @@ export class Reflector {
       namespace: this.#o.namespace,
       resource: this.#kind,
       reason: message,
+      resourceVersion: this.#lastSyncRV,
+    });
+  }
+
+  /** After another watch replaced the shared connection: this watch ran on the client found
+   * dead, so it is broken until it hears from the server on the new one. No reset of its own (that
+   * would move every other watch in turn) and no wait. */
+  #moved(e: Error): void {
+    this.health.broken(e.message);
+    this.#o.log.log("info", "watch moved to a new connection", {
+      namespace: this.#o.namespace,
+      resource: this.#kind,
+      reason: e.message,
       resourceVersion: this.#lastSyncRV,
     });
   }
@@ -392,12 +449,15 @@ export class Reflector {
     const ac = new AbortController();
     const onAbort = () => ac.abort(signal.reason);
     signal.addEventListener("abort", onAbort, { once: true });
+    const conn = this.#o.connection;
+    // Another watch found the shared client dead and replaced it: this one ran on it too.
+    const offReset = conn.onReset?.(() => ac.abort(new ConnectionReplaced()));
     const dog = new Watchdog(ac, {
       idleTimeoutMs: this.#o.idleTimeoutMs,
       probeAfterMs: this.#o.probeAfterMs,
       probeTimeoutMs: this.#o.probeTimeoutMs,
       probe: async (s) => {
-        const resp = await this.#o.connection.fetch("/version", { signal: s });
+        const resp = await conn.fetch("/version", { signal: s });
         await resp.body?.cancel();
       },
       // A quiet watch on a live connection is still current; a probe alone never makes a
@@ -408,6 +468,7 @@ export class Reflector {
     });
     // Initial events of a streaming list, by namespace/name, until the end bookmark.
     let initial = streamingList ? new Map<string, KubeItem>() : undefined;
+    let initialEnd: { heard: () => void; stop: () => void } | undefined;
     const params: Record<string, string> = {
       watch: "1",
       allowWatchBookmarks: "true",
@@ -432,16 +493,23 @@ export class Reflector {
       if (!resp.ok) throw await apiError(resp);
       if (!resp.body) throw new Error("watch response has no body");
       this.#watchOpened = true;
+      // The silence counts from the answer: a loaded API server may hold a request in its
+      // priority-and-fairness queue (up to 15 s), or until its watch cache is ready after a
+      // restart, and that is no sign it ignores sendInitialEvents.
+      if (initial) initialEnd = this.#awaitInitialEnd(ac, () => initial !== undefined);
       for await (
         const ev of watchEvents(resp.body, { onBytes: () => dog.touch(), signal: ac.signal })
       ) {
         if (initial) {
+          initialEnd!.heard();
           if (this.#collect(ev, initial)) initial = undefined;
         } else {
           this.#handle(ev);
         }
       }
-      if (initial) throw new Error("streaming list ended before its initial-events-end bookmark");
+      if (initial) {
+        throw new NoInitialEventsEnd("streaming list ended before its initial-events-end bookmark");
+      }
       return "ended";
     } catch (e) {
       if (ac.signal.aborted && !signal.aborted && ac.signal.reason instanceof QuietWatch) {
@@ -461,8 +529,41 @@ export class Reflector {
       throw e;
     } finally {
       dog.stop();
+      offReset?.();
+      initialEnd?.stop();
       signal.removeEventListener("abort", onAbort);
     }
+  }
+
+  /** Aborts `ac` with {@linkcode NoInitialEventsEnd} once a streaming list has been silent for
+   * the quiet limit while still `waiting` for its end bookmark. One timer, re-armed only when it
+   * fires, for the rest of the silence. */
+  #awaitInitialEnd(
+    ac: AbortController,
+    waiting: () => boolean,
+  ): { heard: () => void; stop: () => void } {
+    const limit = this.#o.initialEventsQuietMs;
+    let lastAt = performance.now();
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const check = () => {
+      if (!waiting()) return;
+      const quiet = performance.now() - lastAt;
+      if (quiet < limit) {
+        timer = setTimeout(check, limit - quiet);
+        return;
+      }
+      ac.abort(
+        new NoInitialEventsEnd(
+          `streaming list sent nothing for ${Math.round(quiet)} ms and no ` +
+            `${INITIAL_EVENTS_END} bookmark: the server (or a proxy) ignores sendInitialEvents`,
+        ),
+      );
+    };
+    timer = setTimeout(check, limit);
+    return {
+      heard: () => lastAt = performance.now(),
+      stop: () => clearTimeout(timer),
+    };
   }
 
   /** One event of a streaming list's initial phase; true once the list is complete. */

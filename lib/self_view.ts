@@ -89,6 +89,8 @@ export class SelfViews {
       view: (ns, name) => of(cache.view(ns, name)),
       views: () => cache.views().map((v) => this.of(v).peers),
       subscribe: (listener) => feed.subscribe(listener),
+      synced: (namespace) => cache.synced(namespace),
+      onSynced: (listener) => cache.onSynced(listener),
     };
   }
 

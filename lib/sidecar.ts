@@ -15,6 +15,8 @@ import { countEndpoints } from "./service_view.ts";
 import { connect, type KubeConnection } from "./kube_client.ts";
 import type { Logger } from "./log.ts";
 import { Metrics } from "./metrics.ts";
+import { OpenWatchers } from "./open_watchers.ts";
+import { shareConnection } from "./shared_connection.ts";
 import { Reflector } from "./reflector.ts";
 import { createHandler, type Handler, type HandlerOptions } from "./routes.ts";
 import { servePort } from "./listeners.ts";
@@ -69,12 +71,14 @@ export async function startSidecar(config: Config, options: SidecarOptions): Pro
     serviceAccountDir: config.serviceAccountDir,
     onTokenReload: () => log.log("info", "token reloaded", { dir: config.serviceAccountDir }),
   });
+  // Shared by every reflector: a watch moves to the new client when another one resets it.
+  const shared = shareConnection(conn);
   const defaultNs = config.namespace ?? conn.namespace ?? "default";
   const plan = watchPlan(config, defaultNs);
   const cache = new EndpointCache(plan, { log });
   const reflectors: Reflector[] = [];
   for (const [namespace, watched] of plan) {
-    const common = { namespace, connection: conn, log, idleTimeoutMs: config.watchIdleTimeoutMs };
+    const common = { namespace, connection: shared, log, idleTimeoutMs: config.watchIdleTimeoutMs };
     reflectors.push(
       new Reflector(cache.sliceStore(namespace), {
         ...common,
@@ -93,7 +97,7 @@ export async function startSidecar(config: Config, options: SidecarOptions): Pro
   }
   const health = new HealthRegistry();
   for (const r of reflectors) health.add(r.health);
-  const watchers = { sse: 0, blocking: 0, sseSlowClosed: 0 };
+  const watchers = new OpenWatchers();
   const drain = new AbortController();
   const metrics = sidecarMetrics(cache, reflectors, watchers);
   const pod = resolveIdentity(config);
@@ -140,10 +144,13 @@ export async function startSidecar(config: Config, options: SidecarOptions): Pro
   logIdentity(log, pod);
   const watches = Promise.all(reflectors.map((r) => r.run(signal)));
   const servers = [server, probes].filter((s) => s !== undefined);
-  signal.addEventListener("abort", () => {
+  const stop = () => {
     drain.abort();
     void drained(watchers).then(() => Promise.all(servers.map((s) => s.shutdown())));
-  }, { once: true });
+  };
+  // A stop signal may have come while this was starting (making the connection): stop now.
+  if (signal.aborted) stop();
+  else signal.addEventListener("abort", stop, { once: true });
   const finished = Promise.all([server.finished, probes?.finished, watches])
     .then(() => conn.close());
   return { addr, finished };
@@ -190,11 +197,12 @@ const DRAIN_MAX_MS = DRAIN_MS + 500;
 const DRAIN_FLUSH_MS = 50;
 
 /** Resolves once no blocking query or SSE stream is open (or after DRAIN_MAX_MS). */
-async function drained(watchers: { sse: number; blocking: number }): Promise<void> {
-  const deadline = Date.now() + DRAIN_MAX_MS;
-  while (watchers.sse + watchers.blocking > 0 && Date.now() < deadline) {
-    await new Promise((r) => setTimeout(r, 5));
-  }
+async function drained(watchers: OpenWatchers): Promise<void> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  await Promise.race([
+    watchers.idle(),
+    new Promise((r) => timer = setTimeout(r, DRAIN_MAX_MS)),
+  ]).finally(() => clearTimeout(timer));
   await new Promise((r) => setTimeout(r, DRAIN_FLUSH_MS));
 }
 
@@ -217,7 +225,7 @@ function selectorFor(names: string[]): string | undefined {
 function sidecarMetrics(
   cache: EndpointCache,
   reflectors: Reflector[],
-  watchers: { sse: number; blocking: number; sseSlowClosed: number },
+  watchers: OpenWatchers,
 ): Metrics {
   const m = new Metrics();
   m.counter("kpd_http_requests_total", "HTTP requests by route and status code");

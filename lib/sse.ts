@@ -125,18 +125,17 @@ class SseStream {
   #drainTimer?: ReturnType<typeof setTimeout>;
   #controller?: ReadableStreamDefaultController<Uint8Array>;
   #unsubscribe = () => {};
+  #onDrain = () => this.#drain();
 
   constructor(cache: ViewSource, options: SseOptions) {
     this.#cache = cache;
     this.#o = options;
-    const waiting = !cache.ready;
+    const waiting = !this.#scopeSynced();
     this.#preamble.push(
       encoder.encode(
         `retry: ${RETRY_MS}\n${waiting ? ": waiting for the first complete list\n" : ""}\n`,
       ),
     );
-    options.history.ready().then(() => this.#start());
-    options.signal?.addEventListener("abort", () => this.#drain(), { once: true });
     this.body = new ReadableStream<Uint8Array>({
       start: (c) => {
         this.#controller = c;
@@ -144,6 +143,27 @@ class SseStream {
       pull: (c) => this.#pull(c),
       cancel: () => this.#close("client"),
     }, { highWaterMark: 0 });
+    // Both removed again when the stream closes: the drain signal and the cache live as long as
+    // the process, and a listener left on them would keep every stream that ever opened.
+    options.signal?.addEventListener("abort", this.#onDrain, { once: true });
+    if (!waiting) {
+      this.#start();
+    } else {
+      this.#unsubscribe = cache.onSynced(() => {
+        if (!this.#scopeSynced()) return;
+        this.#unsubscribe();
+        this.#start();
+      });
+    }
+    // A client that reconnects while the sidecar drains is ended like the others, at once.
+    if (options.signal?.aborted) this.#drain();
+  }
+
+  /** Whether what the stream carries is listed: its Service's namespace, or every namespace.
+   * A stream of one namespace does not wait for another (one without a Role, say). */
+  #scopeSynced(): boolean {
+    const s = this.#o.service;
+    return s ? this.#cache.synced(s.namespace) : this.#cache.ready;
   }
 
   #select(v: ServiceView): boolean {
@@ -210,7 +230,7 @@ class SseStream {
       return;
     }
     if (this.#overSince !== undefined) return;
-    this.#overSince = Date.now();
+    this.#overSince = performance.now();
     this.#stallTimer = setTimeout(() => {
       if (this.#overSince !== undefined) this.#abort("slow");
     }, this.#o.stallMs ?? STALL_MS);
@@ -241,7 +261,7 @@ class SseStream {
       c.enqueue(HEARTBEAT);
     }
     this.#checkBound();
-    if (this.#draining && !this.#hasEvents() && this.#started) this.#end(c, "shutdown");
+    if (this.#draining && !this.#hasEvents()) this.#end(c, "shutdown");
   }
 
   #hasEvents(): boolean {
@@ -263,11 +283,8 @@ class SseStream {
   #drain(): void {
     if (this.#closed) return;
     this.#draining = true;
-    if (!this.#started) {
-      // Never synced: nothing to send, the next process will.
-      this.#end(this.#controller!, "shutdown");
-      return;
-    }
+    // Never synced: nothing to send but the opening lines; the next process will.
+    if (!this.#started) this.#unsubscribe();
     this.#wake?.();
     this.#drainTimer = setTimeout(() => this.#abort("shutdown"), DRAIN_MS);
   }
@@ -298,6 +315,7 @@ class SseStream {
     const unsentBytes = this.#unsent;
     this.#closed = reason;
     this.#unsubscribe();
+    this.#o.signal?.removeEventListener("abort", this.#onDrain);
     clearTimeout(this.#stallTimer);
     clearTimeout(this.#drainTimer);
     this.#pending.clear();

@@ -3,8 +3,7 @@
  * horizon (the index of its first complete list); from there, current views carry every change
  * and the tombstones kept here carry every removal. An id before the horizon (a client of an
  * earlier process), or after the newest index (a restored etcd), cannot be replayed: such a
- * stream starts with `event: reset` and a snapshot. It also tells streams opened before the first
- * complete list when the cache becomes ready, with one timer for all of them.
+ * stream starts with `event: reset` and a snapshot.
  *
  * @module
  */
@@ -16,22 +15,18 @@ import type { EndpointCache, ServiceView } from "./cache.ts";
  */
 export const MAX_TOMBSTONES = 10_000;
 
-/** How often readiness is checked while some stream waits for the first list: the cache has no
- * "ready" notification, and a quarter second is well inside a client's retry delay. */
-export const READY_POLL_MS = 250;
-
 /** Replay horizon, tombstones and readiness of one cache. */
 export class SseHistory {
   #cache: EndpointCache;
   #horizon: number | undefined;
   #tombstones = new Map<string, ServiceView>();
-  #ready: Promise<void> | undefined;
 
   /** Follows `cache` for the life of the process. */
   constructor(cache: EndpointCache) {
     this.#cache = cache;
+    this.#observeSynced();
+    cache.onSynced(() => this.#observeSynced());
     cache.subscribe((changed) => {
-      this.#observeReady();
       for (const v of changed) {
         const key = `${v.namespace}/${v.name}`;
         this.#tombstones.delete(key);
@@ -46,9 +41,10 @@ export class SseHistory {
     });
   }
 
-  /** Index from which this process can replay; undefined before the first complete list. */
+  /** Index from which this process can replay; undefined before the first complete list of
+   * any namespace. Views of a namespace that syncs later get indexes past it (the cache's index
+   * only grows), so one horizon serves every stream. */
   get horizon(): number | undefined {
-    this.#observeReady();
     return this.#horizon;
   }
 
@@ -63,25 +59,9 @@ export class SseHistory {
     return [...this.#tombstones.values()].filter((v) => v.index >= index);
   }
 
-  /** Resolves once the cache has had its first complete list (at once if it has). */
-  ready(): Promise<void> {
-    if (this.#cache.ready) {
-      this.#observeReady();
-      return Promise.resolve();
-    }
-    return this.#ready ??= new Promise((resolve) => {
-      const timer = setInterval(() => {
-        if (!this.#cache.ready) return;
-        clearInterval(timer);
-        this.#observeReady();
-        resolve();
-      }, READY_POLL_MS);
-      // Waiting streams must not keep a stopping process alive.
-      Deno.unrefTimer(timer);
-    });
-  }
-
-  #observeReady(): void {
-    if (this.#horizon === undefined && this.#cache.ready) this.#horizon = this.#cache.index;
+  #observeSynced(): void {
+    if (this.#horizon !== undefined) return;
+    const namespaces = [...this.#cache.selection.plan.keys()];
+    if (namespaces.some((ns) => this.#cache.synced(ns))) this.#horizon = this.#cache.index;
   }
 }

@@ -24,12 +24,14 @@ export class Waiters {
   #byKey = new Map<string, Set<Waiter>>();
   #size = 0;
   #sweep?: ReturnType<typeof setInterval>;
+  #draining?: AbortSignal;
 
   /** Wakes waiters on their Service's changes, and all of them when `signal` aborts. */
   constructor(cache: Pick<ViewSource, "subscribe">, signal?: AbortSignal) {
     cache.subscribe((changed) => {
       for (const v of changed) this.#wakeKey(`${v.namespace}/${v.name}`, v.removed ? v : undefined);
     });
+    this.#draining = signal;
     signal?.addEventListener("abort", () => {
       for (const key of [...this.#byKey.keys()]) this.#wakeKey(key);
     }, { once: true });
@@ -43,11 +45,14 @@ export class Waiters {
   /** Resolves on the next change of `key` (`namespace/name`; with its tombstone when the Service
    * went away), after `ms`, or when `signal` (the client leaving) aborts, whichever comes first. */
   wait(key: string, ms: number, signal: AbortSignal): Promise<ServiceView | undefined> {
+    // A query that arrives while the sidecar drains answers at once, like those it woke.
+    if (this.#draining?.aborted || signal.aborted) return Promise.resolve(undefined);
     return new Promise((resolve) => {
       let set = this.#byKey.get(key);
       if (!set) this.#byKey.set(key, set = new Set());
       const w: Waiter = {
-        deadline: Date.now() + ms,
+        // Monotonic: a step of the wall clock must not end or prolong a wait.
+        deadline: performance.now() + ms,
         resolve: (gone?: ServiceView) => {
           signal.removeEventListener("abort", onAbort);
           if (set!.delete(w)) this.#size--;
@@ -71,7 +76,7 @@ export class Waiters {
   }
 
   #expire(): void {
-    const now = Date.now();
+    const now = performance.now();
     const due: Waiter[] = [];
     for (const set of this.#byKey.values()) for (const w of set) if (w.deadline <= now) due.push(w);
     for (const w of due) w.resolve();

@@ -53,7 +53,9 @@ export class Watchdog {
   #ac: AbortController;
   #o: Required<Omit<WatchdogOptions, "onAlive">> & Pick<WatchdogOptions, "onAlive">;
   #timer?: ReturnType<typeof setTimeout>;
-  #lastByteAt = Date.now();
+  /** On the monotonic clock: a step of the wall clock must neither restart a healthy watch nor
+   * put off the probe of a dead one. */
+  #lastByteAt = performance.now();
   #stopped = false;
 
   /** A watchdog that aborts `controller`; call {@linkcode Watchdog.touch} on every byte. */
@@ -66,7 +68,7 @@ export class Watchdog {
   /** Something arrived on the watch. Only the time is noted: the one timer, when it fires,
    * waits out the rest of the silence from there (no timer is re-armed per chunk). */
   touch(): void {
-    this.#lastByteAt = Date.now();
+    this.#lastByteAt = performance.now();
   }
 
   /** Stops watching (the watch ended). */
@@ -81,7 +83,7 @@ export class Watchdog {
   }
 
   async #check(): Promise<void> {
-    const silentMs = Date.now() - this.#lastByteAt;
+    const silentMs = Math.round(performance.now() - this.#lastByteAt);
     if (silentMs < this.#o.probeAfterMs) return this.#arm(this.#o.probeAfterMs - silentMs);
     if (silentMs >= this.#o.idleTimeoutMs) {
       return this.#ac.abort(new QuietWatch(`watch sent nothing for ${silentMs} ms; restarting it`));

@@ -58,6 +58,12 @@ for (
       [],
       /Cannot read \/nonexistent\/ca.crt \(--service-account-dir\)/,
     ],
+    [
+      "an invalid service selector",
+      { ...IN_CLUSTER, KUBERNETES_POD_DISCOVERY_SERVICE_SELECTOR: "app web" },
+      [],
+      /Cannot parse KUBERNETES_POD_DISCOVERY_SERVICE_SELECTOR: "app web" is not a label selector/,
+    ],
   ] as const
 ) {
   Deno.test(`${what} exits non-zero with one line naming the setting`, T, async () => {

@@ -145,7 +145,7 @@ function scripted(
   let resets = 0;
   const ac = new AbortController();
   const queue = [...answers];
-  const conn: KubeConnection = {
+  const conn: KubeConnection & { generation?: number } = {
     server: "https://api",
     mode: "in-cluster",
     fetch(path: string, init?: RequestInit) {
@@ -205,6 +205,8 @@ function scripted(
   });
   return {
     reflector,
+    conn,
+    stop: () => ac.abort(),
     requests,
     encodings,
     sleeps,
@@ -701,4 +703,78 @@ Deno.test("each watch asks for a random timeout from 5 to 10 minutes, so relists
     assert.ok(watches.length >= 2, `${watches.length} watches`);
     for (const u of watches) assert.equal(u.searchParams.get("timeoutSeconds"), String(want));
   }
+});
+
+Deno.test("a streaming list that never sends its initial-events-end bookmark is given up for a paginated list, with a warning", async () => {
+  const s = scripted([
+    // A proxy that ignores sendInitialEvents: a plain watch, quiet, no end bookmark.
+    watch([added("a", "5")], "hang"),
+    page("10", ["a", "b"]),
+    watch([modified("a", "11")], "close"),
+  ], { streamingList: true, initialEventsQuietMs: 50 });
+  await s.run();
+  assert.deepEqual(s.rvs(), ["watch:+initial", "list:0+limit", "watch:10", "watch:11"]);
+  assert.deepEqual(s.ops, ["replace a,b@10", "MODIFIED a@11"]);
+  const warning = s.logs.find((l) => l.msg === "streaming list never ended; listing in pages");
+  assert.equal(warning?.level, "warn");
+  assert.match(String(warning?.fields.reason), /initial-events-end/);
+});
+
+Deno.test("a streaming list that ends before its initial-events-end bookmark is given up for a paginated list too", async () => {
+  const s = scripted([
+    watch([added("a", "5")], "close"),
+    page("10", ["a"]),
+  ], { streamingList: true });
+  await s.run();
+  assert.deepEqual(s.rvs(), ["watch:+initial", "list:0+limit", "watch:10"]);
+  assert.deepEqual(s.sleeps, [], "no backoff: listing is the way on");
+});
+
+Deno.test("a watch whose connection another watch reset moves to the new one at once, broken until it hears from the server", async () => {
+  const healthy: boolean[] = [];
+  const listeners = new Set<() => void>();
+  const s = scripted([page("10", []), watch([bookmark("11")], "hang"), watch([], "hang")], {
+    idleTimeoutMs: 60_000,
+    onRequest: (u, r) => {
+      healthy.push(r.health.healthy);
+      if (u.searchParams.get("resourceVersion") !== "10") return;
+      // Another reflector on the same connection found it dead and reset it: this watch ran on
+      // the old HTTP client (over HTTP/2, the very same connection).
+      setTimeout(() => listeners.forEach((l) => l()), 20);
+    },
+  });
+  (s.conn as { onReset?: (l: () => void) => () => void }).onReset = (l) => {
+    listeners.add(l);
+    return () => listeners.delete(l);
+  };
+  const done = s.run();
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  await Promise.race([done, new Promise((r) => timer = setTimeout(r, 1_000))]);
+  clearTimeout(timer);
+  s.stop();
+  await done;
+  assert.deepEqual(s.rvs().slice(0, 3), ["list:0+limit", "watch:10", "watch:11"]);
+  assert.deepEqual(healthy.slice(1, 3), [true, false], "not vouched for after the move");
+  assert.equal(s.resets(), 0, "moving resets nothing itself (no cascade through the others)");
+  assert.deepEqual(s.sleeps, [], "no failure, no backoff");
+  assert.equal(listeners.size, 0, "the watch let go of its reset listener");
+});
+
+Deno.test("a streaming list whose answer waits in the API server's queue longer than the quiet limit is still streamed, and streaming stays on", async () => {
+  // A loaded API server (a priority-and-fairness queue, a watch cache still initializing after a
+  // restart) holds the answer's headers; once it answers, the state and its end come at once.
+  const queued = (answer: Answer, ms: number): Answer => (url, signal) =>
+    new Promise((resolve) => setTimeout(() => resolve(answer(url, signal)), ms));
+  const s = scripted([
+    queued(watch([added("a", "5"), bookmark("10", true)], "close"), 200),
+    watch([modified("a", "11")], "close"),
+  ], { streamingList: true, initialEventsQuietMs: 50 });
+  await s.run();
+  // The third request is the script running out; it is still a plain watch, not a list.
+  assert.deepEqual(s.rvs(), ["watch:+initial", "watch:10", "watch:11"]);
+  assert.deepEqual(s.ops, ["replace a@10", "MODIFIED a@11"]);
+  assert.equal(
+    s.logs.find((l) => l.msg === "streaming list never ended; listing in pages"),
+    undefined,
+  );
 });

@@ -2,21 +2,23 @@
 import assert from "node:assert/strict";
 import type { V1EndpointSlice } from "@kubernetes/client-node";
 import { createApi } from "../../lib/api.ts";
-import { EndpointCache } from "../../lib/cache.ts";
+import { EndpointCache, type Watched } from "../../lib/cache.ts";
 import { HealthRegistry } from "../../lib/health.ts";
 import { RETRY_MS } from "../../lib/sse.ts";
 
-function slice(name: string, ips: string[], rv: string): V1EndpointSlice {
+function slice(name: string, ips: string[], rv: string, service = "web"): V1EndpointSlice {
   return {
-    metadata: { name, resourceVersion: rv, labels: { "kubernetes.io/service-name": "web" } },
+    metadata: { name, resourceVersion: rv, labels: { "kubernetes.io/service-name": service } },
     addressType: "IPv4",
     endpoints: ips.map((ip) => ({ addresses: [ip], conditions: { ready: true } })),
     ports: [{ name: "http", port: 8080, protocol: "TCP" }],
   };
 }
 
-function setup() {
-  const cache = new EndpointCache(new Map([["ns", { kind: "names", names: ["web"] } as const]]));
+function setup(
+  plan: Map<string, Watched> = new Map([["ns", { kind: "names", names: ["web"] }]]),
+) {
+  const cache = new EndpointCache(plan);
   const drain = new AbortController();
   const api = createApi(cache, {
     self: {},
@@ -127,4 +129,86 @@ Deno.test("two streams with the same filters are handed the very same bytes", as
   assert.equal(updA, updB, "one Uint8Array shared by both streams, not two copies");
   drain.abort();
   await Promise.all([a.cancel(), b.cancel()]);
+});
+
+Deno.test("a stream of a Service whose namespace has listed starts while another namespace has not", async () => {
+  const { cache, store, open, drain } = setup(
+    new Map<string, Watched>([
+      ["ns", { kind: "names", names: ["web"] }],
+      ["other", { kind: "names", names: ["db"] }],
+    ]),
+  );
+  const { read } = await open("/v1/watch/ns/web");
+  assert.match(await read(/\n\n/), /: waiting for the first complete list/);
+  store.replace([slice("a", ["10.0.0.1"], "5")], "5");
+  assert.equal(cache.ready, false, "the other namespace has not listed");
+  assert.match(await read(/event: snapshot[^]*\n\n/), /^event: snapshot\nid: 5\n/);
+  const late = await open("/v1/watch/ns/web");
+  const text = await late.read(/event: snapshot[^]*\n\n/);
+  assert.doesNotMatch(text, /waiting/, "a stream of a listed namespace does not say it waits");
+  const all = await open("/v1/watch");
+  assert.match(await all.read(/\n\n/), /: waiting for the first complete list/);
+  cache.sliceStore("other").replace([slice("d", ["10.0.1.1"], "6", "db")], "6");
+  assert.match(
+    await all.read(/id: 6[^]*\n\n/),
+    /event: snapshot\nid: 5\n[^]*event: snapshot\nid: 6\n/,
+  );
+  drain.abort();
+});
+
+Deno.test("a stream waiting for the first list gets its snapshot as the list is stored, not at a later poll", async () => {
+  const { store, open, drain } = setup();
+  const { read } = await open("/v1/watch/ns/web");
+  await read(/\n\n/);
+  store.replace([slice("a", ["10.0.0.1"], "5")], "5");
+  // Today's code polled readiness every 250 ms; an event hands the snapshot over at once.
+  assert.match(await read(/event: snapshot[^]*\n\n/, 30), /^event: snapshot\nid: 5\n/);
+  drain.abort();
+});
+
+Deno.test("a stream that arrives after the drain began gets the state and then its end", async () => {
+  const { store, open, drain } = setup();
+  store.replace([slice("a", ["10.0.0.1"], "5")], "5");
+  drain.abort();
+  const { read } = await open("/v1/watch/ns/web");
+  // Reads to the end: the pattern never matches.
+  const text = await read(/(?!)/);
+  assert.match(text, /^retry: 1000\n\nevent: snapshot\nid: 5\n/);
+});
+
+Deno.test("a stream that arrives after the drain began, before the first list, ends at once", async () => {
+  const { open, drain } = setup();
+  drain.abort();
+  const { read } = await open("/v1/watch/ns/web");
+  assert.equal(await read(/(?!)/), `retry: ${RETRY_MS}\n: waiting for the first complete list\n\n`);
+});
+
+Deno.test("an all-Services stream resumed after a change of one namespace gets a later change of another namespace with an older resourceVersion", async () => {
+  const { cache, store, open, drain } = setup(
+    new Map<string, Watched>([
+      ["ns", { kind: "names", names: ["web"] }],
+      ["other", { kind: "names", names: ["db"] }],
+    ]),
+  );
+  const other = cache.sliceStore("other");
+  store.replace([slice("a", ["10.0.0.1"], "1900")], "1900");
+  other.replace([slice("d", ["10.0.1.1"], "1901", "db")], "1901");
+  const first = await open("/v1/watch");
+  await first.read(/id: 1901[^]*\n\n/);
+  // ns's watch is ahead of other's: 2000 arrives first, then other's 1995.
+  store.apply("MODIFIED", slice("a", ["10.0.0.1", "10.0.0.2"], "2000"));
+  const ids: number[] = [];
+  const seen = await first.read(/event: update[^]*\n\n/);
+  for (const m of seen.matchAll(/^id: (\d+)$/gm)) ids.push(Number(m[1]));
+  other.apply("MODIFIED", slice("d", ["10.0.1.1", "10.0.1.2"], "1995", "db"));
+  const next = await first.read(/event: update[^]*\n\n/);
+  for (const m of next.matchAll(/^id: (\d+)$/gm)) ids.push(Number(m[1]));
+  assert.deepEqual([...ids].sort((a, b) => a - b), ids, `ids go back: ${ids}`);
+  // A client that saw only the first change resumes from its id.
+  const resumed = await open("/v1/watch", { "Last-Event-ID": String(ids[0]) });
+  const text = await resumed.read(/"name":"db"[^]*\n\n/);
+  assert.doesNotMatch(text, /event: reset/);
+  assert.match(text, /event: update\nid: \d+\ndata: \{"namespace":"other","name":"db"/);
+  assert.equal(JSON.parse(text.split("data: ").at(-1)!).endpoints.length, 2);
+  drain.abort();
 });
