@@ -150,3 +150,36 @@ Deno.test(
     }
   },
 );
+
+Deno.test(
+  "a kubeconfig with a YAML syntax error next to a token: one line naming the file and line, with no part of the token",
+  T,
+  async () => {
+    const token = "kpd" + crypto.randomUUID().replaceAll("-", "") + "Zq9";
+    for (
+      const text of [
+        `users:\n- name: u\n  user:\n    token: ${token}\n   bad: [\n`,
+        `users:\n- name: u\n  user:\n    token: "${token}\n`,
+        `users: [{name: u, user: {token: ${token}}\n`,
+        `users:\n- name: u\n  user:\n    token: ${token}\n\tindented: with a tab\n`,
+      ]
+    ) {
+      await inTempDir(async (dir) => {
+        await Deno.writeTextFile(`${dir}/config`, text);
+        await assert.rejects(
+          connect({ kubeconfig: `${dir}/config`, serviceAccountDir: "/nonexistent" }),
+          (e: unknown) => {
+            assert.ok(e instanceof ConfigError, String(e));
+            assert.ok(!e.message.includes("\n"), e.message);
+            assert.ok(e.message.includes(`${dir}/config`), e.message);
+            assert.match(e.message, /line \d+, column \d+/);
+            for (let i = 0; i + 4 <= token.length; i++) {
+              assert.ok(!e.message.includes(token.slice(i, i + 4)), `token part in: ${e.message}`);
+            }
+            return true;
+          },
+        );
+      });
+    }
+  },
+);
