@@ -183,3 +183,115 @@ Deno.test(
     }
   },
 );
+
+Deno.test(
+  "the CA, client certificate and key files are read once, not per request",
+  T,
+  async () => {
+    const testdata = (f: string) => new URL(`testdata/${f}`, import.meta.url).pathname;
+    const server = Deno.serve({
+      hostname: "127.0.0.1",
+      port: 0,
+      onListen() {},
+      cert: Deno.readTextFileSync(testdata("tls-server.crt")),
+      key: Deno.readTextFileSync(testdata("tls-server.key")),
+    }, () => Response.json({ major: "1", minor: "37" }));
+    const reads: string[] = [];
+    const original = Deno.readTextFileSync;
+    try {
+      await inTempDir(async (dir) => {
+        for (const f of ["tls-ca.crt", "tls-server.crt", "tls-server.key"]) {
+          await Deno.copyFile(testdata(f), `${dir}/${f}`);
+        }
+        await Deno.writeTextFile(
+          `${dir}/config`,
+          JSON.stringify({
+            "current-context": "c",
+            contexts: [{ name: "c", context: { cluster: "k", user: "u" } }],
+            clusters: [{
+              name: "k",
+              cluster: {
+                server: `https://127.0.0.1:${server.addr.port}`,
+                "certificate-authority": "tls-ca.crt",
+              },
+            }],
+            users: [{
+              name: "u",
+              user: { "client-certificate": "tls-server.crt", "client-key": "tls-server.key" },
+            }],
+          }),
+        );
+        Object.assign(Deno, {
+          readTextFileSync(path: string | URL) {
+            if (String(path).startsWith(dir)) reads.push(String(path).slice(dir.length + 1));
+            return original(path);
+          },
+        });
+        const conn = await connect({ kubeconfig: `${dir}/config`, serviceAccountDir: "/x" });
+        try {
+          for (let i = 0; i < 20; i++) {
+            assert.equal((await conn.fetch("/version")).status, 200);
+            // Gone from disk after the first request (mid-rewrite): nothing reads them again.
+            if (i === 0) {
+              for (const f of ["tls-ca.crt", "tls-server.crt", "tls-server.key"]) {
+                await Deno.remove(`${dir}/${f}`);
+              }
+            }
+          }
+        } finally {
+          conn.close();
+        }
+      });
+    } finally {
+      Object.assign(Deno, { readTextFileSync: original });
+      await server.shutdown();
+    }
+    assert.deepEqual(reads.sort(), ["config", "tls-ca.crt", "tls-server.crt", "tls-server.key"]);
+  },
+);
+
+Deno.test("KUBECONFIG=a:b merges as kubectl: first file wins per name, current-context from the first that sets it, paths relative to their own file", async () => {
+  const { loadKubeconfig } = await import("../../lib/kubeconfig.ts");
+  await inTempDir(async (dir) => {
+    await Deno.mkdir(`${dir}/a`);
+    await Deno.mkdir(`${dir}/b`);
+    await Deno.writeTextFile(
+      `${dir}/a/config`,
+      JSON.stringify({
+        clusters: [{
+          name: "k",
+          cluster: { server: "https://a.example:6443/", "certificate-authority": "ca.crt" },
+        }],
+        contexts: [{ name: "c", context: { cluster: "k", user: "u", namespace: "from-a" } }],
+      }),
+    );
+    await Deno.writeTextFile(
+      `${dir}/b/config`,
+      [
+        "current-context: c",
+        "clusters:",
+        "- {name: k, cluster: {server: 'https://b.example'}}",
+        "users:",
+        "- {name: u, user: {tokenFile: token, client-certificate: c.crt, client-key-data: " +
+        btoa("KEY") + "}}",
+        "contexts:",
+        "- {name: c, context: {cluster: k, user: nobody}}",
+        "- {name: d, context: {cluster: k, user: u}}",
+      ].join("\n"),
+    );
+    const kc = await loadKubeconfig(`${dir}/a/config::${dir}/missing:${dir}/b/config`);
+    assert.equal(kc.context, "c");
+    assert.equal(kc.namespace, "from-a");
+    assert.equal(kc.cluster.server, "https://a.example:6443");
+    assert.deepEqual(kc.cluster.ca, { file: `${dir}/a/ca.crt` });
+    assert.equal(kc.user.tokenFile, `${dir}/b/token`);
+    assert.deepEqual(kc.user.cert, { file: `${dir}/b/c.crt` });
+    assert.deepEqual(kc.user.key, { data: "KEY" });
+    const d = await loadKubeconfig(`${dir}/b/config:${dir}/a/config`, "d");
+    assert.equal(d.cluster.server, "https://b.example");
+    await assert.rejects(
+      loadKubeconfig(`${dir}/a/config`, "zzz"),
+      /has no context "zzz": set --context or current-context to one of \["c"\]/,
+    );
+  });
+});
