@@ -12,6 +12,7 @@
  * @module
  */
 import type { ExecConfig } from "./exec_config.ts";
+import { pluginEnv } from "./trust.ts";
 
 /** A plugin that has not answered after this long is killed: one that waits for a login it
  * cannot prompt for must not hold the watches forever, and a cloud CLI fetching a token over a
@@ -122,7 +123,9 @@ export class ExecCredentials {
     try {
       return await new Deno.Command(cfg.command, {
         args: cfg.args,
-        env: { ...cfg.env, KUBERNETES_EXEC_INFO: JSON.stringify(info) },
+        // The sidecar's environment as it was before the root store was narrowed (lib/trust.ts).
+        clearEnv: true,
+        env: { ...pluginEnv(), ...cfg.env, KUBERNETES_EXEC_INFO: JSON.stringify(info) },
         stdin: "null",
         stdout: "piped",
         stderr: "piped",

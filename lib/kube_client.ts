@@ -10,6 +10,7 @@
  * @module
  */
 import { ConfigError } from "./config.ts";
+import { trustOnlyGivenCAs } from "./trust.ts";
 
 /** Re-read the service-account token this often even without a 401; the kubelet refreshes it
  * well before expiry, and client-go re-reads it every minute. */
@@ -100,6 +101,8 @@ function inCluster(host: string, port: string, options: ConnectOptions): KubeCon
   } catch {
     namespace = undefined;
   }
+  // Only ca.crt vouches for the API server, as in client-go (see lib/trust.ts).
+  trustOnlyGivenCAs();
   let client = Deno.createHttpClient({ caCerts: [ca] });
   const h = host.includes(":") ? `[${host}]` : host;
   const currentToken = (): string => {

@@ -11,6 +11,7 @@
 import type { KubeConnection } from "./kube_client.ts";
 import { KubeCredentials, pemReader } from "./kube_credentials.ts";
 import { type Kubeconfig, loadKubeconfig } from "./kubeconfig.ts";
+import { trustOnlyGivenCAs } from "./trust.ts";
 
 /** Options of {@linkcode openKubeconfig}. */
 export interface OpenKubeconfigOptions {
@@ -41,6 +42,8 @@ export function kubeconfigConnection(
     config: cluster.execExtension,
   }));
   const https = cluster.server.startsWith("https:");
+  // A kubeconfig that names a CA trusts only it (as kubectl); one without keeps the platform's.
+  if (https && ca) trustOnlyGivenCAs();
   let client: Deno.HttpClient | undefined;
   let holds = "";
   /** The client for this CA and client certificate: the last one unless they changed. */
