@@ -89,7 +89,11 @@ export async function loadKubeconfig(paths: string, context?: string): Promise<K
       `Cannot read kubeconfig ${where} (--kubeconfig / KUBECONFIG): none of its files exists`,
     );
   }
-  const maps = { clusters: new Map<string, Entry>(), users: new Map(), contexts: new Map() };
+  const maps = {
+    clusters: new Map<string, Entry>(),
+    users: new Map<string, Entry>(),
+    contexts: new Map<string, Entry>(),
+  };
   let current: string | undefined;
   for (const { file, doc } of docs) {
     current ||= str(doc, "current-context", file);
@@ -234,15 +238,14 @@ function readCluster(name: string, { file, body, where }: Entry): KubeconfigClus
 }
 
 function readUser(name: string, { file, body, where }: Entry): KubeconfigUser {
-  for (const old of ["auth-provider"]) {
-    if (body[old] !== undefined) {
-      const provider = isObj(body[old]) ? str(body[old] as Obj, "name", where) : undefined;
-      throw new ConfigError(
-        `Cannot use kubeconfig ${where}: auth-provider ${JSON.stringify(provider ?? "")} is not ` +
-          "supported (kubectl dropped its gcp and azure providers); use an exec plugin " +
-          "(gke-gcloud-auth-plugin, kubelogin, kubectl oidc-login) instead",
-      );
-    }
+  const provider = body["auth-provider"];
+  if (provider !== undefined && provider !== null) {
+    const name = isObj(provider) ? str(provider, "name", where) : undefined;
+    throw new ConfigError(
+      `Cannot use kubeconfig ${where}: auth-provider ${JSON.stringify(name ?? "")} is not ` +
+        "supported (kubectl dropped its gcp and azure providers); use an exec plugin " +
+        "(gke-gcloud-auth-plugin, kubelogin, kubectl oidc-login) instead",
+    );
   }
   const tokenFile = str(body, "tokenFile", where);
   const username = str(body, "username", where);
