@@ -93,9 +93,15 @@ export class ExecCredentials {
     return this.#pending ??= this.#run().finally(() => this.#pending = undefined);
   }
 
-  /** The server refused the credential: the next {@linkcode get} runs the plugin again. */
-  unauthorized(): void {
-    if (this.#now() - this.#obtainedAt >= MIN_RERUN_MS) this.#cached = undefined;
+  /**
+   * The server refused a credential: the next {@linkcode get} runs the plugin again. Given the
+   * credential the refused request carried (as client-go does), only that one is dropped, so a
+   * newer one is kept; without it, a credential got in the last {@linkcode MIN_RERUN_MS} is kept.
+   */
+  unauthorized(used?: ExecCredential): void {
+    if (used ? used === this.#cached : this.#now() - this.#obtainedAt >= MIN_RERUN_MS) {
+      this.#cached = undefined;
+    }
   }
 
   async #run(): Promise<ExecCredential> {

@@ -8,7 +8,7 @@
  *
  * @module
  */
-import { type ExecClusterInfo, ExecCredentials } from "./exec_credential.ts";
+import { type ExecClusterInfo, type ExecCredential, ExecCredentials } from "./exec_credential.ts";
 import type { KubeconfigUser, PemSource } from "./kubeconfig.ts";
 import { WatchedFile } from "./watched_file.ts";
 
@@ -27,6 +27,8 @@ export interface RequestCredentials {
   cert?: string;
   /** Its key, PEM. */
   key?: string;
+  /** The exec plugin's credential it carries, if any. */
+  exec?: ExecCredential;
 }
 
 /** A PEM given inline or as a file read once per change. */
@@ -72,12 +74,13 @@ export class KubeCredentials {
     const headers: [string, string][] = [];
     let cert = this.#cert?.();
     let key = this.#key?.();
+    let exec: ExecCredential | undefined;
     const token = this.#tokenFile ? this.#tokenFile.text().trim() : this.#user.token;
     if (token) headers.push(["Authorization", `Bearer ${token}`]);
     else if (this.#user.basic) {
       headers.push(["Authorization", basicAuth(this.#user.basic)]);
     } else if (this.#exec) {
-      const c = await this.#exec.get();
+      const c = exec = await this.#exec.get();
       if (c.token) headers.push(["Authorization", `Bearer ${c.token}`]);
       if (c.cert) [cert, key] = [c.cert, c.key];
     }
@@ -85,13 +88,14 @@ export class KubeCredentials {
     if (as?.user) headers.push(["Impersonate-User", as.user]);
     if (as?.uid) headers.push(["Impersonate-Uid", as.uid]);
     for (const g of as?.groups ?? []) headers.push(["Impersonate-Group", g]);
-    return { headers, cert, key };
+    return { headers, cert, key, exec };
   }
 
-  /** The server answered 401: the token file is looked at and the plugin run again. */
-  unauthorized(): void {
+  /** The server answered 401 (to a request that carried `used`, when known): the token file is
+   * looked at and the plugin run again before the next request, as client-go does. */
+  unauthorized(used?: RequestCredentials): void {
     this.#tokenFile?.invalidate();
-    this.#exec?.unauthorized();
+    this.#exec?.unauthorized(used?.exec);
   }
 }
 

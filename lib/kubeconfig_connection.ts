@@ -83,7 +83,10 @@ export function kubeconfigConnection(
       const headers = new Headers(init.headers);
       for (const [k, v] of creds.headers) headers.append(k, v);
       const c = clientFor(creds.cert, creds.key);
-      return await fetch(`${cluster.server}${path}`, { ...init, headers, client: c });
+      const response = await fetch(`${cluster.server}${path}`, { ...init, headers, client: c });
+      // As client-go's round trippers: a 401 renews what this request carried, at once.
+      if (response.status === 401) credentials.unauthorized(creds);
+      return response;
     },
     unauthorized() {
       credentials.unauthorized();

@@ -295,3 +295,91 @@ Deno.test("KUBECONFIG=a:b merges as kubectl: first file wins per name, current-c
     );
   });
 });
+
+/** A TLS server (testdata CA) answering 200 to the bearer tokens in `accepted`, 401 to others. */
+function authServer(): {
+  port: number;
+  accepted: Set<string>;
+  seen: string[];
+  stop: () => Promise<void>;
+} {
+  const seen: string[] = [];
+  const accepted = new Set<string>();
+  const server = Deno.serve({
+    hostname: "127.0.0.1",
+    port: 0,
+    onListen() {},
+    cert: Deno.readTextFileSync(new URL("testdata/tls-server.crt", import.meta.url)),
+    key: Deno.readTextFileSync(new URL("testdata/tls-server.key", import.meta.url)),
+  }, (req) => {
+    const token = (req.headers.get("authorization") ?? "").replace(/^Bearer /, "");
+    seen.push(token);
+    return new Response(null, { status: accepted.has(token) ? 200 : 401 });
+  });
+  return { port: server.addr.port, accepted, seen, stop: () => server.shutdown() };
+}
+
+for (
+  const [what, user] of [
+    [
+      "an exec plugin runs again",
+      (dir: string) => ({
+        exec: {
+          apiVersion: "client.authentication.k8s.io/v1",
+          command: new URL("../support/exec_plugin.sh", import.meta.url).pathname,
+          args: ["client.authentication.k8s.io/v1"],
+          env: [{ name: "KPD_PLUGIN_DIR", value: dir }],
+          interactiveMode: "Never",
+        },
+      }),
+    ],
+    ["a tokenFile is read again", (dir: string) => ({ tokenFile: `${dir}/token` })],
+  ] as const
+) {
+  Deno.test(`after a 401 ${what} at once: the next request carries the new token`, T, async () => {
+    const server = authServer();
+    try {
+      await inTempDir(async (dir) => {
+        await Deno.writeTextFile(`${dir}/token`, "first");
+        server.accepted.add("first");
+        await Deno.writeTextFile(
+          `${dir}/config`,
+          JSON.stringify({
+            "current-context": "c",
+            contexts: [{ name: "c", context: { cluster: "k", user: "u" } }],
+            clusters: [{
+              name: "k",
+              cluster: {
+                server: `https://127.0.0.1:${server.port}`,
+                "certificate-authority": new URL("testdata/tls-ca.crt", import.meta.url).pathname,
+              },
+            }],
+            users: [{ name: "u", user: user(dir) }],
+          }),
+        );
+        const conn = await connect({ kubeconfig: `${dir}/config`, serviceAccountDir: "/x" });
+        const status = async () => {
+          const r = await conn.fetch("/version");
+          await r.body?.cancel();
+          return r.status;
+        };
+        try {
+          for (let i = 0; i < 3; i++) assert.equal(await status(), 200);
+          // Revoked, and a new token handed out (by the plugin, or written to the file).
+          server.accepted.clear();
+          server.accepted.add("second");
+          await Deno.writeTextFile(`${dir}/token`, "second");
+          assert.equal(await status(), 401);
+          assert.equal(await status(), 200);
+          const runs = await Deno.readTextFile(`${dir}/runs`).catch(() => "");
+          if ("exec" in user(dir)) assert.equal(runs.trim().split("\n").length, 2, "ran twice");
+        } finally {
+          conn.close();
+        }
+      });
+      assert.deepEqual(server.seen, ["first", "first", "first", "first", "second"]);
+    } finally {
+      await server.stop();
+    }
+  });
+}
