@@ -448,7 +448,8 @@ Deno.test(
           message: `synced through the http proxy; stderr:\n${sidecar.stderr()}`,
         });
         await servesAChangeMadeNow(sidecar, ns);
-        assert.ok(proxy.requests() >= 2);
+        // A streaming list is one request; a list and a watch are two.
+        assert.ok(proxy.requests() >= 1, "the sidecar went through the proxy");
       } finally {
         await sidecar.stop();
         await proxy.close();

@@ -143,8 +143,15 @@ export async function signClientCert(user: string): Promise<{ crt: string; key: 
     };
     await run(["ecparam", "-name", "prime256v1", "-genkey", "-noout", "-out", `${dir}/key`]);
     await run(["req", "-new", "-key", `${dir}/key`, "-subj", `/CN=${user}`, "-out", `${dir}/csr`]);
+    // Extensions make it an X.509 v3 certificate: rustls refuses v1, openssl's default here.
+    await Deno.writeTextFile(
+      `${dir}/ext`,
+      "basicConstraints=CA:FALSE\nkeyUsage=digitalSignature\nextendedKeyUsage=clientAuth\n",
+    );
     await run([
       "x509",
+      "-extfile",
+      `${dir}/ext`,
       "-req",
       "-in",
       `${dir}/csr`,
