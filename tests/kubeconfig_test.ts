@@ -265,7 +265,9 @@ Deno.test(
         waitStarted: false,
       });
       try {
-        assert.equal((await sidecar.status).code, 2);
+        const timeout = sleep(20_000).then(() => "still running after 20 s");
+        const exited = sidecar.status.then((s) => `exit code ${s.code}`);
+        assert.equal(await Promise.race([exited, timeout]), "exit code 2");
         const lines = sidecar.stderr().trim().split("\n");
         assert.equal(lines.length, 1, sidecar.stderr());
         assert.match(
@@ -274,6 +276,7 @@ Deno.test(
         );
         assert.equal((await plugin.runs()).length, 0, "the plugin never ran");
       } finally {
+        await sidecar.stop();
         await plugin.remove();
       }
     });
