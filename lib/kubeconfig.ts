@@ -253,6 +253,13 @@ function readUser(name: string, { file, body, where }: Entry): KubeconfigUser {
   if (!Array.isArray(groups) || groups.some((g) => typeof g !== "string")) {
     throw new ConfigError(`Cannot use kubeconfig ${where}: as-groups must be a list of strings`);
   }
+  if (groups.length > 1) {
+    // fetch joins repeated headers into one ("a, b"), which the API server reads as one group.
+    throw new ConfigError(
+      `Cannot use kubeconfig ${where}: as-groups has ${groups.length} groups, and Deno's fetch ` +
+        "can send only one Impersonate-Group header; keep one group",
+    );
+  }
   const as = str(body, "as", where);
   const asUid = str(body, "as-uid", where);
   return {

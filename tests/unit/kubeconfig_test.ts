@@ -383,3 +383,62 @@ for (
     }
   });
 }
+
+Deno.test(
+  "a kubeconfig user with as, as-uid and one of as-groups sends kubectl's impersonation headers; two groups are refused",
+  T,
+  async () => {
+    const seen: [string, string][][] = [];
+    const server = Deno.serve({
+      hostname: "127.0.0.1",
+      port: 0,
+      onListen() {},
+      cert: Deno.readTextFileSync(new URL("testdata/tls-server.crt", import.meta.url)),
+      key: Deno.readTextFileSync(new URL("testdata/tls-server.key", import.meta.url)),
+    }, (req) => {
+      seen.push([...req.headers].filter(([k]) => k.startsWith("impersonate-")));
+      return new Response("{}");
+    });
+    try {
+      await inTempDir(async (dir) => {
+        await Deno.writeTextFile(
+          `${dir}/config`,
+          JSON.stringify({
+            "current-context": "c",
+            contexts: [{ name: "c", context: { cluster: "k", user: "u" } }],
+            clusters: [{
+              name: "k",
+              cluster: {
+                server: `https://127.0.0.1:${server.addr.port}`,
+                "certificate-authority": new URL("testdata/tls-ca.crt", import.meta.url).pathname,
+              },
+            }],
+            users: [{
+              name: "u",
+              user: { token: "t", as: "jane", "as-uid": "42", "as-groups": ["dev"] },
+            }],
+          }),
+        );
+        const conn = await connect({ kubeconfig: `${dir}/config`, serviceAccountDir: "/x" });
+        try {
+          await (await conn.fetch("/version")).body?.cancel();
+        } finally {
+          conn.close();
+        }
+        const text = await Deno.readTextFile(`${dir}/config`);
+        await Deno.writeTextFile(`${dir}/config`, text.replace('["dev"]', '["dev","ops"]'));
+        await assert.rejects(
+          connect({ kubeconfig: `${dir}/config`, serviceAccountDir: "/x" }),
+          /as-groups has 2 groups, and Deno's fetch can send only one Impersonate-Group header/,
+        );
+      });
+    } finally {
+      await server.shutdown();
+    }
+    assert.deepEqual(seen, [[
+      ["impersonate-group", "dev"],
+      ["impersonate-uid", "42"],
+      ["impersonate-user", "jane"],
+    ]]);
+  },
+);
