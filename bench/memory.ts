@@ -79,7 +79,7 @@ export async function memory(ctx: Context): Promise<void> {
     stops.push(kc.stop);
     targets.push({
       key: "kubeconfig",
-      label: "sidecar, kubeconfig mode (imports @kubernetes/client-node)",
+      label: "sidecar, kubeconfig mode",
       variant: "source",
       pid: kc.pid,
       url: kc.url,

@@ -94,6 +94,15 @@ function memoryReading(processes: MemoryProcess[]): string[] {
     );
     const split = partsAbove(processes, v);
     if (split) out.push(split);
+    const kubeconfig = rss("kubeconfig");
+    if (kubeconfig !== undefined) {
+      out.push(
+        `- ${v}, kubeconfig mode: idles at ${f(kubeconfig)} MB, ${
+          f(kubeconfig - side)
+        } MB above in-cluster mode (its kubeconfig loader and the \`yaml\` parser; importing` +
+          " `@kubernetes/client-node`, which it used before, cost ~90 MB).",
+      );
+    }
   }
   return out;
 }

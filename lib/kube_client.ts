@@ -2,14 +2,15 @@
  * The connection to the Kubernetes API server: where it is, how to trust it and how to
  * authenticate. In a cluster: the pod's mounted service account, whose token is re-read at
  * least once a minute and at once after a 401 (bound tokens expire and the kubelet rewrites the
- * file). Out of a cluster: the current kubeconfig context, loaded with
- * `@kubernetes/client-node`'s KubeConfig through a dynamic import taken only in that mode,
- * since importing the package costs ~90 MB of memory that an in-cluster sidecar must not pay.
- * Requests themselves use Deno's own `fetch` with a `Deno.HttpClient`.
+ * file). Out of a cluster: the current kubeconfig context (lib/kubeconfig_connection.ts, a
+ * dynamic import taken only in that mode: exec plugins, token files, rotating certificates,
+ * merged KUBECONFIG files, http:// servers). Requests use Deno's own `fetch` with a
+ * `Deno.HttpClient`.
  *
  * @module
  */
 import { ConfigError } from "./config.ts";
+import { trustOnlyGivenCAs } from "./trust.ts";
 
 /** Re-read the service-account token this often even without a 401; the kubelet refreshes it
  * well before expiry, and client-go re-reads it every minute. */
@@ -51,8 +52,9 @@ export interface ConnectOptions {
   onTokenReload?: () => void;
 }
 
-/** Opens a connection: kubeconfig if one is given, else in-cluster, else the default
- * kubeconfig (~/.kube/config), else a ConfigError saying neither was found. */
+/** Opens a connection: kubeconfig if one is given (`a:b` merges files, as KUBECONFIG), else
+ * in-cluster, else the default kubeconfig (~/.kube/config), else a ConfigError saying neither
+ * was found. */
 export async function connect(options: ConnectOptions): Promise<KubeConnection> {
   const env = options.env ?? ((n: string) => Deno.env.get(n));
   if (options.kubeconfig) return await fromKubeconfig(options.kubeconfig, options.context);
@@ -99,6 +101,8 @@ function inCluster(host: string, port: string, options: ConnectOptions): KubeCon
   } catch {
     namespace = undefined;
   }
+  // Only ca.crt vouches for the API server, as in client-go (see lib/trust.ts).
+  trustOnlyGivenCAs(`${dir}/ca.crt`);
   let client = Deno.createHttpClient({ caCerts: [ca] });
   const h = host.includes(":") ? `[${host}]` : host;
   const currentToken = (): string => {
@@ -136,120 +140,9 @@ function inCluster(host: string, port: string, options: ConnectOptions): KubeCon
   };
 }
 
-interface HttpsOptions {
-  ca?: Uint8Array;
-  cert?: Uint8Array;
-  key?: Uint8Array;
-  headers?: Record<string, string>;
-  rejectUnauthorized?: boolean;
-  /** `username:password` of a kubeconfig user with basic auth. */
-  auth?: string;
-}
-
-/** The Authorization header of basic auth (`user:password`, UTF-8), as client-go sends it. */
-function basicAuth(auth: string): string {
-  return `Basic ${btoa(String.fromCharCode(...new TextEncoder().encode(auth)))}`;
-}
-
-async function fromKubeconfig(path: string, context?: string): Promise<KubeConnection> {
-  const text = readKubeconfig(path);
-  // Imported only here: the package costs ~90 MB of memory that in-cluster mode never pays.
-  const { KubeConfig } = await import("@kubernetes/client-node");
-  // Here too, not at the top: loading a node: module costs the in-cluster sidecar ~0.5 MB of
-  // RssAnon for nothing (measured with a bare Deno.serve, image flags).
-  const { dirname, resolve } = await import("node:path");
-  const kc = new KubeConfig();
-  try {
-    kc.loadFromString(text);
-    // Relative file names in a kubeconfig are relative to its own directory.
-    kc.makePathsAbsolute(dirname(resolve(path)));
-    if (context) kc.setCurrentContext(context);
-  } catch (e) {
-    throw new ConfigError(`Cannot load kubeconfig ${path}: ${(e as Error).message}`);
-  }
-  const cluster = kc.getCurrentCluster();
-  if (!cluster) {
-    throw new ConfigError(
-      `Kubeconfig ${path} has no cluster for context ${
-        JSON.stringify(kc.getCurrentContext())
-      }: set current-context or --context`,
-    );
-  }
-  refuseUnsupported(path, cluster);
-  const tls: HttpsOptions = {};
-  try {
-    await kc.applyToHTTPSOptions(tls as never);
-  } catch (e) {
-    throw new ConfigError(`Cannot use kubeconfig ${path}: ${(e as Error).message}`);
-  }
-  const decoder = new TextDecoder();
-  const clientOptions = {
-    caCerts: tls.ca ? [decoder.decode(tls.ca)] : undefined,
-    cert: tls.cert ? decoder.decode(tls.cert) : undefined,
-    key: tls.key ? decoder.decode(tls.key) : undefined,
-    proxy: cluster.proxyUrl ? { url: cluster.proxyUrl } : undefined,
-  };
-  let client = Deno.createHttpClient(clientOptions);
-  const server = cluster.server.replace(/\/$/, "");
-  const ctx = kc.getContextObject(kc.getCurrentContext());
-  return {
-    server,
-    mode: "kubeconfig",
-    namespace: ctx?.namespace,
-    async fetch(p, init = {}) {
-      // Re-applied per request: exec plugins and token files hand out short-lived tokens, and
-      // client-node caches them until they expire.
-      const opts: HttpsOptions = {};
-      await kc.applyToHTTPSOptions(opts as never);
-      const headers = new Headers(init.headers);
-      for (const [k, v] of Object.entries(opts.headers ?? {})) headers.set(k, String(v));
-      // client-node hands basic auth over as Node's `auth` option, which fetch has no use for.
-      if (opts.auth && !headers.has("Authorization")) {
-        headers.set("Authorization", basicAuth(opts.auth));
-      }
-      return await fetch(`${server}${p}`, { ...init, headers, client });
-    },
-    unauthorized() {},
-    reset() {
-      client.close();
-      client = Deno.createHttpClient(clientOptions);
-    },
-    close() {
-      client.close();
-    },
-  };
-}
-
-/**
- * Cluster fields Deno's HTTP client cannot honour per connection are refused, never ignored:
- * skipping verification silently would differ from kubectl in the unsafe direction, and a
- * different TLS server name would fail with an opaque certificate error.
- */
-function refuseUnsupported(
-  path: string,
-  cluster: { name: string; skipTLSVerify: boolean; tlsServerName?: string },
-): void {
-  const where = `Cannot use kubeconfig ${path}: cluster ${JSON.stringify(cluster.name)} sets`;
-  if (cluster.skipTLSVerify) {
-    throw new ConfigError(
-      `${where} insecure-skip-tls-verify, which Deno's HTTP client cannot do per connection; ` +
-        "set certificate-authority or certificate-authority-data to the API server's CA instead",
-    );
-  }
-  if (cluster.tlsServerName) {
-    throw new ConfigError(
-      `${where} tls-server-name ${JSON.stringify(cluster.tlsServerName)}, which Deno's HTTP ` +
-        "client cannot send; set server to a URL whose host name the certificate covers instead",
-    );
-  }
-}
-
-function readKubeconfig(path: string): string {
-  try {
-    return Deno.readTextFileSync(path);
-  } catch (e) {
-    throw new ConfigError(
-      `Cannot read kubeconfig ${path} (--kubeconfig / KUBECONFIG): ${(e as Error).message}`,
-    );
-  }
+async function fromKubeconfig(paths: string, context?: string): Promise<KubeConnection> {
+  // Imported only here: the kubeconfig loader brings the YAML parser, which in-cluster mode
+  // never needs.
+  const { openKubeconfig } = await import("./kubeconfig_connection.ts");
+  return await openKubeconfig(paths, { context });
 }

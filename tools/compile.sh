@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Compiles the sidecar into the one executable the image ships (the Dockerfile runs this script):
-#   1. `deno bundle` main.ts and lib/ into one JavaScript file, leaving @kubernetes/client-node out.
-#      It is imported only in kubeconfig mode, which the image cannot use anyway (it may read
-#      nothing but the service-account mount), and embedding it would add ~70 MB of files.
+#   1. `deno bundle` main.ts and lib/ into one JavaScript file, leaving @kubernetes/client-node
+#      (types only) and the YAML parser out. The parser is imported only in kubeconfig mode,
+#      which the image cannot use anyway (it may read nothing but the service-account mount).
 #   2. `deno compile --no-config` that file with the flags in image/deno-flags.txt (permissions,
 #      V8 heap limit), which tests/image_test.ts also runs its stand-in with.
 #
@@ -25,6 +25,7 @@ bundle() {
   local file
   file="$(realpath -m "$1")"
   (cd "$root" && "$deno" bundle --quiet --platform=deno --external=@kubernetes/client-node \
+    --external=yaml \
     --output="$file" main.ts)
 }
 

@@ -153,3 +153,295 @@ Deno.test(
     }
   },
 );
+
+Deno.test(
+  "a kubeconfig with a YAML syntax error next to a token: one line naming the file and line, with no part of the token",
+  T,
+  async () => {
+    const token = "kpd" + crypto.randomUUID().replaceAll("-", "") + "Zq9";
+    for (
+      const text of [
+        `users:\n- name: u\n  user:\n    token: ${token}\n   bad: [\n`,
+        `users:\n- name: u\n  user:\n    token: "${token}\n`,
+        `users: [{name: u, user: {token: ${token}}\n`,
+        `users:\n- name: u\n  user:\n    token: ${token}\n\tindented: with a tab\n`,
+      ]
+    ) {
+      await inTempDir(async (dir) => {
+        await Deno.writeTextFile(`${dir}/config`, text);
+        await assert.rejects(
+          connect({ kubeconfig: `${dir}/config`, serviceAccountDir: "/nonexistent" }),
+          (e: unknown) => {
+            assert.ok(e instanceof ConfigError, String(e));
+            assert.ok(!e.message.includes("\n"), e.message);
+            assert.ok(e.message.includes(`${dir}/config`), e.message);
+            assert.match(e.message, /line \d+, column \d+/);
+            for (let i = 0; i + 4 <= token.length; i++) {
+              assert.ok(!e.message.includes(token.slice(i, i + 4)), `token part in: ${e.message}`);
+            }
+            return true;
+          },
+        );
+      });
+    }
+  },
+);
+
+Deno.test(
+  "the CA, client certificate and key files are read once, not per request",
+  T,
+  async () => {
+    const testdata = (f: string) => new URL(`testdata/${f}`, import.meta.url).pathname;
+    const server = Deno.serve({
+      hostname: "127.0.0.1",
+      port: 0,
+      onListen() {},
+      cert: Deno.readTextFileSync(testdata("tls-server.crt")),
+      key: Deno.readTextFileSync(testdata("tls-server.key")),
+    }, () => Response.json({ major: "1", minor: "37" }));
+    const reads: string[] = [];
+    const original = Deno.readTextFileSync;
+    try {
+      await inTempDir(async (dir) => {
+        for (const f of ["tls-ca.crt", "tls-server.crt", "tls-server.key"]) {
+          await Deno.copyFile(testdata(f), `${dir}/${f}`);
+        }
+        await Deno.writeTextFile(
+          `${dir}/config`,
+          JSON.stringify({
+            "current-context": "c",
+            contexts: [{ name: "c", context: { cluster: "k", user: "u" } }],
+            clusters: [{
+              name: "k",
+              cluster: {
+                server: `https://127.0.0.1:${server.addr.port}`,
+                "certificate-authority": "tls-ca.crt",
+              },
+            }],
+            users: [{
+              name: "u",
+              user: { "client-certificate": "tls-server.crt", "client-key": "tls-server.key" },
+            }],
+          }),
+        );
+        Object.assign(Deno, {
+          readTextFileSync(path: string | URL) {
+            if (String(path).startsWith(dir)) reads.push(String(path).slice(dir.length + 1));
+            return original(path);
+          },
+        });
+        const conn = await connect({ kubeconfig: `${dir}/config`, serviceAccountDir: "/x" });
+        try {
+          for (let i = 0; i < 20; i++) {
+            assert.equal((await conn.fetch("/version")).status, 200);
+            // Gone from disk after the first request (mid-rewrite): nothing reads them again.
+            if (i === 0) {
+              for (const f of ["tls-ca.crt", "tls-server.crt", "tls-server.key"]) {
+                await Deno.remove(`${dir}/${f}`);
+              }
+            }
+          }
+        } finally {
+          conn.close();
+        }
+      });
+    } finally {
+      Object.assign(Deno, { readTextFileSync: original });
+      await server.shutdown();
+    }
+    assert.deepEqual(reads.sort(), ["config", "tls-ca.crt", "tls-server.crt", "tls-server.key"]);
+  },
+);
+
+Deno.test("KUBECONFIG=a:b merges as kubectl: first file wins per name, current-context from the first that sets it, paths relative to their own file", async () => {
+  const { loadKubeconfig } = await import("../../lib/kubeconfig.ts");
+  await inTempDir(async (dir) => {
+    await Deno.mkdir(`${dir}/a`);
+    await Deno.mkdir(`${dir}/b`);
+    await Deno.writeTextFile(
+      `${dir}/a/config`,
+      JSON.stringify({
+        clusters: [{
+          name: "k",
+          cluster: { server: "https://a.example:6443/", "certificate-authority": "ca.crt" },
+        }],
+        contexts: [{ name: "c", context: { cluster: "k", user: "u", namespace: "from-a" } }],
+      }),
+    );
+    await Deno.writeTextFile(
+      `${dir}/b/config`,
+      [
+        "current-context: c",
+        "clusters:",
+        "- {name: k, cluster: {server: 'https://b.example'}}",
+        "users:",
+        "- {name: u, user: {tokenFile: token, client-certificate: c.crt, client-key-data: " +
+        btoa("KEY") + "}}",
+        "contexts:",
+        "- {name: c, context: {cluster: k, user: nobody}}",
+        "- {name: d, context: {cluster: k, user: u}}",
+      ].join("\n"),
+    );
+    const kc = await loadKubeconfig(`${dir}/a/config::${dir}/missing:${dir}/b/config`);
+    assert.equal(kc.context, "c");
+    assert.equal(kc.namespace, "from-a");
+    assert.equal(kc.cluster.server, "https://a.example:6443");
+    assert.deepEqual(kc.cluster.ca, { file: `${dir}/a/ca.crt` });
+    assert.equal(kc.user.tokenFile, `${dir}/b/token`);
+    assert.deepEqual(kc.user.cert, { file: `${dir}/b/c.crt` });
+    assert.deepEqual(kc.user.key, { data: "KEY" });
+    const d = await loadKubeconfig(`${dir}/b/config:${dir}/a/config`, "d");
+    assert.equal(d.cluster.server, "https://b.example");
+    await assert.rejects(
+      loadKubeconfig(`${dir}/a/config`, "zzz"),
+      /has no context "zzz": set --context or current-context to one of \["c"\]/,
+    );
+  });
+});
+
+/** A TLS server (testdata CA) answering 200 to the bearer tokens in `accepted`, 401 to others. */
+function authServer(): {
+  port: number;
+  accepted: Set<string>;
+  seen: string[];
+  stop: () => Promise<void>;
+} {
+  const seen: string[] = [];
+  const accepted = new Set<string>();
+  const server = Deno.serve({
+    hostname: "127.0.0.1",
+    port: 0,
+    onListen() {},
+    cert: Deno.readTextFileSync(new URL("testdata/tls-server.crt", import.meta.url)),
+    key: Deno.readTextFileSync(new URL("testdata/tls-server.key", import.meta.url)),
+  }, (req) => {
+    const token = (req.headers.get("authorization") ?? "").replace(/^Bearer /, "");
+    seen.push(token);
+    return new Response(null, { status: accepted.has(token) ? 200 : 401 });
+  });
+  return { port: server.addr.port, accepted, seen, stop: () => server.shutdown() };
+}
+
+for (
+  const [what, user] of [
+    [
+      "an exec plugin runs again",
+      (dir: string) => ({
+        exec: {
+          apiVersion: "client.authentication.k8s.io/v1",
+          command: new URL("../support/exec_plugin.sh", import.meta.url).pathname,
+          args: ["client.authentication.k8s.io/v1"],
+          env: [{ name: "KPD_PLUGIN_DIR", value: dir }],
+          interactiveMode: "Never",
+        },
+      }),
+    ],
+    ["a tokenFile is read again", (dir: string) => ({ tokenFile: `${dir}/token` })],
+  ] as const
+) {
+  Deno.test(`after a 401 ${what} at once: the next request carries the new token`, T, async () => {
+    const server = authServer();
+    try {
+      await inTempDir(async (dir) => {
+        await Deno.writeTextFile(`${dir}/token`, "first");
+        server.accepted.add("first");
+        await Deno.writeTextFile(
+          `${dir}/config`,
+          JSON.stringify({
+            "current-context": "c",
+            contexts: [{ name: "c", context: { cluster: "k", user: "u" } }],
+            clusters: [{
+              name: "k",
+              cluster: {
+                server: `https://127.0.0.1:${server.port}`,
+                "certificate-authority": new URL("testdata/tls-ca.crt", import.meta.url).pathname,
+              },
+            }],
+            users: [{ name: "u", user: user(dir) }],
+          }),
+        );
+        const conn = await connect({ kubeconfig: `${dir}/config`, serviceAccountDir: "/x" });
+        const status = async () => {
+          const r = await conn.fetch("/version");
+          await r.body?.cancel();
+          return r.status;
+        };
+        try {
+          for (let i = 0; i < 3; i++) assert.equal(await status(), 200);
+          // Revoked, and a new token handed out (by the plugin, or written to the file).
+          server.accepted.clear();
+          server.accepted.add("second");
+          await Deno.writeTextFile(`${dir}/token`, "second");
+          assert.equal(await status(), 401);
+          assert.equal(await status(), 200);
+          const runs = await Deno.readTextFile(`${dir}/runs`).catch(() => "");
+          if ("exec" in user(dir)) assert.equal(runs.trim().split("\n").length, 2, "ran twice");
+        } finally {
+          conn.close();
+        }
+      });
+      assert.deepEqual(server.seen, ["first", "first", "first", "first", "second"]);
+    } finally {
+      await server.stop();
+    }
+  });
+}
+
+Deno.test(
+  "a kubeconfig user with as, as-uid and one of as-groups sends kubectl's impersonation headers; two groups are refused",
+  T,
+  async () => {
+    const seen: [string, string][][] = [];
+    const server = Deno.serve({
+      hostname: "127.0.0.1",
+      port: 0,
+      onListen() {},
+      cert: Deno.readTextFileSync(new URL("testdata/tls-server.crt", import.meta.url)),
+      key: Deno.readTextFileSync(new URL("testdata/tls-server.key", import.meta.url)),
+    }, (req) => {
+      seen.push([...req.headers].filter(([k]) => k.startsWith("impersonate-")));
+      return new Response("{}");
+    });
+    try {
+      await inTempDir(async (dir) => {
+        await Deno.writeTextFile(
+          `${dir}/config`,
+          JSON.stringify({
+            "current-context": "c",
+            contexts: [{ name: "c", context: { cluster: "k", user: "u" } }],
+            clusters: [{
+              name: "k",
+              cluster: {
+                server: `https://127.0.0.1:${server.addr.port}`,
+                "certificate-authority": new URL("testdata/tls-ca.crt", import.meta.url).pathname,
+              },
+            }],
+            users: [{
+              name: "u",
+              user: { token: "t", as: "jane", "as-uid": "42", "as-groups": ["dev"] },
+            }],
+          }),
+        );
+        const conn = await connect({ kubeconfig: `${dir}/config`, serviceAccountDir: "/x" });
+        try {
+          await (await conn.fetch("/version")).body?.cancel();
+        } finally {
+          conn.close();
+        }
+        const text = await Deno.readTextFile(`${dir}/config`);
+        await Deno.writeTextFile(`${dir}/config`, text.replace('["dev"]', '["dev","ops"]'));
+        await assert.rejects(
+          connect({ kubeconfig: `${dir}/config`, serviceAccountDir: "/x" }),
+          /as-groups has 2 groups, and Deno's fetch can send only one Impersonate-Group header/,
+        );
+      });
+    } finally {
+      await server.shutdown();
+    }
+    assert.deepEqual(seen, [[
+      ["impersonate-group", "dev"],
+      ["impersonate-uid", "42"],
+      ["impersonate-user", "jane"],
+    ]]);
+  },
+);
