@@ -86,10 +86,14 @@ Deno.test(
     }
     const byName = await spawnSidecar({
       env: mount.env,
-      args: [`--service-name=${ns1}/a,${ns1}/b,${ns2}/c`],
+      // c is named first and sorts last: /endpoints serves the first one named, not the first
+      // in any order of the cache (docs/migrating.md, "Services per process").
+      args: [`--service-name=${ns2}/c,${ns1}/a,${ns1}/b`],
     });
     try {
       await waitFor(async () => (await services(byName)).length === 3);
+      const first = (await byName.request("/endpoints/")).json();
+      assert.deepEqual([first.metadata.namespace, first.metadata.name], [ns2, "c"]);
       const one = (await byName.request(`/v1/services/${ns1}/a`)).json();
       assert.equal(one.endpoints.length, 2);
       assert.equal(await openWatches("endpointslices") - before, 2, "one watch per namespace");
@@ -117,6 +121,11 @@ Deno.test(
       assert.equal((await bySelector.request(`/v1/services/${ns1}/b`)).json().endpoints.length, 2);
       assert.equal(await openWatches("endpointslices") - before, 2);
       assert.equal((await bySelector.request(`/v1/services/${ns2}/nope`)).status, 404);
+      assert.equal(
+        (await bySelector.request("/endpoints")).status,
+        404,
+        "/endpoints needs a named Service",
+      );
     } finally {
       await bySelector.stop();
     }
