@@ -299,3 +299,64 @@ Deno.test(
     }
   },
 );
+
+Deno.test(
+  "when clients outside the Pod fill the total cap, a new address still gets /livez: the address holding the most gives up a connection",
+  T,
+  async () => {
+    // Total 40, 15 per client: two addresses of one namespace take 15 each, a third address
+    // asks for 15 more, so the total is full while every address is under its own cap (the
+    // reviewer's five Pods holding 200 of 1,000, made small).
+    const s = await setup("edge-fair", [
+      "--max-remote-connections=40",
+      "--max-connections-per-client=15",
+    ]);
+    const other = await createPodNetwork();
+    const kubelet = await createPodNetwork();
+    try {
+      const hold = (net: PodNetwork, host: string) =>
+        hostile<FloodResult>(net, {
+          mode: "flood",
+          host,
+          port: s.port,
+          halfOpen: 10,
+          idle: 10,
+          holdMs: 8_000,
+        });
+      const heavyV4 = hold(s.net, s.net.hostV4);
+      const heavyV6 = hold(s.net, s.net.hostV6);
+      await sleep(1_500);
+      const light = hold(other, other.hostV4);
+      await sleep(2_500);
+      // The kubelet, from an address of its own, over each family.
+      for (const host of [kubelet.hostV4, `[${kubelet.hostV6}]`]) {
+        const r = await kubelet.request(`http://${host}:${s.port}/livez`).catch((e) => ({
+          status: 0,
+          body: String(e),
+        }));
+        assert.deepEqual(r, { status: 200, body: "ok" }, `/livez from ${host} while full`);
+      }
+      const [a, b, c] = await Promise.all([heavyV4, heavyV6, light]);
+      const admitted = (r: FloodResult) => r.admitted.halfOpen + r.admitted.idle;
+      const kept = (r: FloodResult) =>
+        [...r.closedAfterMs.halfOpen, ...r.closedAfterMs.idle].filter((ms) => ms < 0).length;
+      console.log(
+        `admitted ${[a, b, c].map(admitted).join(", ")}; kept to the end ` +
+          [a, b, c].map(kept).join(", "),
+      );
+      assert.equal(admitted(a), 15, "the per-client cap");
+      assert.equal(admitted(b), 15, "the per-client cap");
+      // The third address took slots from the two holding more until all held about as many
+      // (40 / 3), and the probes each took one from whoever held the most.
+      for (const r of [a, b, c]) {
+        assert.ok(kept(r) >= 12 && kept(r) <= 14, `the total shared: ${kept(r)} kept`);
+      }
+      assert.ok(kept(a) + kept(b) + kept(c) <= 40, "never over the total cap");
+      assert.deepEqual(errorLines(s.sidecar), []);
+    } finally {
+      await kubelet.remove();
+      await other.remove();
+      await s.close();
+    }
+  },
+);
