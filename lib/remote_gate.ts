@@ -90,7 +90,8 @@ export class RemoteGate {
   #held = new Set<Held>();
   /** The counted connections of each client address. */
   #perClient = new Map<string, Set<Held>>();
-  #peers = new Map<number, Deno.NetAddr>();
+  /** The real client of each pipe, by the pipe's address and port on the inner server's side. */
+  #peers = new Map<string, Deno.NetAddr>();
   #sweep: ReturnType<typeof setInterval>;
   #listeners: Deno.TcpListener[] = [];
   #acceptLoggedAt = 0;
@@ -106,9 +107,10 @@ export class RemoteGate {
     this.#options = { ...this.#options, inner: addr };
   }
 
-  /** The real client of a connection the inner server got from this gate, by its source port. */
+  /** The real client of a connection the inner server got from this gate, by its source
+   * address and port (any other connection to the inner server: undefined). */
   peerOf(innerClient: Deno.NetAddr): Deno.NetAddr | undefined {
-    return this.#peers.get(innerClient.port);
+    return this.#peers.get(pipeKey(innerClient));
   }
 
   /** Accepts on `listener` until {@linkcode close}. */
@@ -219,7 +221,7 @@ export class RemoteGate {
       return;
     }
     h.inner = inner;
-    this.#peers.set((inner.localAddr as Deno.NetAddr).port, h.conn.remoteAddr as Deno.NetAddr);
+    this.#peers.set(pipeKey(inner.localAddr as Deno.NetAddr), h.conn.remoteAddr as Deno.NetAddr);
     await writeAll(inner, head);
     await Promise.all([
       this.#pipe(h, h.conn, inner, true),
@@ -316,13 +318,17 @@ export class RemoteGate {
         // Already closed.
       }
     }
-    if (h.inner) this.#peers.delete((h.inner.localAddr as Deno.NetAddr).port);
+    if (h.inner) this.#peers.delete(pipeKey(h.inner.localAddr as Deno.NetAddr));
     if (!h.counted) return;
     this.stats.open--;
     const mine = this.#perClient.get(h.peer);
     mine?.delete(h);
     if (mine?.size === 0) this.#perClient.delete(h.peer);
   }
+}
+
+function pipeKey(addr: Deno.NetAddr): string {
+  return `${addr.hostname} ${addr.port}`;
 }
 
 async function writeAll(conn: Deno.Conn, data: Uint8Array): Promise<void> {

@@ -360,3 +360,93 @@ Deno.test(
     }
   },
 );
+
+Deno.test(
+  "a listen error on every interface names the port and its setting, never 'undefined'",
+  T,
+  async () => {
+    const sa = await Deno.makeTempDir({ prefix: "kpd-sa-" });
+    try {
+      for (const f of ["token", "ca.crt", "namespace"]) {
+        await Deno.writeTextFile(`${sa}/${f}`, "x");
+      }
+      // Denied by Deno here; a non-root container asking for a port below 1024 meets the same.
+      const sidecar = await spawnSidecar({
+        env: {
+          KUBERNETES_SERVICE_HOST: "127.0.0.1",
+          KUBERNETES_SERVICE_PORT: "1",
+          KUBERNETES_POD_DISCOVERY_SERVICE_NAME: "web",
+          KUBERNETES_POD_DISCOVERY_SERVICE_ACCOUNT_DIR: sa,
+        },
+        denoFlags: ["--allow-net=127.0.0.1", "--allow-read", "--allow-env"],
+        waitStarted: false,
+      });
+      assert.equal((await sidecar.status).code, 2);
+      const lines = sidecar.stderr().trim().split("\n");
+      assert.equal(lines.length, 1, sidecar.stderr());
+      assert.doesNotMatch(lines[0]!, /undefined/);
+      assert.match(
+        lines[0]!,
+        /Cannot listen on every interface, port 0 \(--listen-port \/ KUBERNETES_POD_DISCOVERY_LISTEN_PORT\): .*net access/,
+      );
+    } finally {
+      await Deno.remove(sa, { recursive: true });
+    }
+  },
+);
+
+Deno.test(
+  "a Pod without IPv6 on its loopback starts without a warning and serves over IPv4",
+  T,
+  async () => {
+    const net = await createPodNetwork();
+    const dir = await Deno.makeTempDir({ prefix: "kpd-nov6-" });
+    try {
+      await new Deno.Command("ip", {
+        args: ["netns", "exec", net.name, "sysctl", "-qw", "net.ipv6.conf.lo.disable_ipv6=1"],
+      }).output();
+      const lib = new URL("../lib/", import.meta.url).href;
+      const script = `${dir}/serve.ts`;
+      await Deno.writeTextFile(
+        script,
+        `import { servePort } from "${lib}listeners.ts";
+import { createLogger } from "${lib}log.ts";
+const lines: unknown[] = [];
+const log = createLogger("info", { write: (l) => lines.push(JSON.parse(l)) });
+const p = servePort({
+  port: 0,
+  handler: () => new Response("ok"),
+  limits: { headerTimeoutMs: 9000, idleTimeoutMs: 9000, maxConnections: 9, maxPerClient: 9 },
+  isLocal: (h) => h === "127.0.0.1",
+  log,
+});
+const r = await fetch("http://127.0.0.1:" + p.addr.port + "/");
+const body = await r.text();
+await p.shutdown();
+console.log(JSON.stringify({ addr: p.addr.hostname, body, lines }));
+`,
+      );
+      const out = await new Deno.Command("ip", {
+        args: [
+          "netns",
+          "exec",
+          net.name,
+          Deno.execPath(),
+          "run",
+          "--allow-net",
+          "--allow-read",
+          "--unstable-net",
+          script,
+        ],
+        env: childEnv(),
+        clearEnv: true,
+      }).output();
+      assert.ok(out.success, new TextDecoder().decode(out.stderr));
+      const result = JSON.parse(new TextDecoder().decode(out.stdout).trim().split("\n").pop()!);
+      assert.deepEqual(result, { addr: "::", body: "ok", lines: [] });
+    } finally {
+      await Deno.remove(dir, { recursive: true });
+      await net.remove();
+    }
+  },
+);
