@@ -6,6 +6,7 @@
  */
 import { f, memCells, ms, summaryRow } from "./_format.ts";
 import { fleetSection } from "./report_fleet.ts";
+import { remoteFloodSection } from "./report_remote.ts";
 import type { MemoryProcess, Results } from "./types.ts";
 
 function memorySection(r: Results): string[] {
@@ -411,6 +412,7 @@ export function sections(r: Results): string[] {
     ...scaleSection(r),
     ...fleetSection(r),
     ...fanoutSection(r),
+    ...remoteFloodSection(r),
     ...runSection(r),
   ];
 }

@@ -4,11 +4,11 @@
  *   tools/deno task bench [SCENARIO...] [--quick] [--variants=shipped,source]
  *
  * Runs the named scenarios (default all, in this order): startup, memory, api_load,
- * propagation, serving, scale, fleet, and fanout when bench/fanout.ts exists. Each sidecar
- * figure is taken in every variant: `shipped` (exactly image/deno-flags.txt) and `source`
- * (`deno task start`'s flags). The results are merged into bench/results/latest.json (a run of
- * some scenarios replaces only their parts) and rendered into docs/performance.md and the
- * README's performance table. `--quick` shrinks every size to check that scenarios work, and
+ * propagation, serving, scale, fleet, fanout when bench/fanout.ts exists, and remote_flood
+ * (root: it makes a network namespace). Each sidecar figure is taken in every variant:
+ * `shipped` (exactly image/deno-flags.txt) and `source` (`deno task start`'s flags). The
+ * results are merged into bench/results/latest.json (a run of some scenarios replaces only their
+ * parts) and rendered into docs/performance.md and the README's performance table. `--quick` shrinks every size to check that scenarios work, and
  * writes to a temp dir instead: its figures are not results. `--fleet-levels=1,100,1000` sets
  * the fleet's numbers of clients.
  *
@@ -22,6 +22,7 @@ import { apiLoad } from "./api_load.ts";
 import { fleet } from "./fleet.ts";
 import { memory } from "./memory.ts";
 import { propagation } from "./propagation.ts";
+import { remoteFlood } from "./remote_flood.ts";
 import { renderMarkdown, renderReadmeTable } from "./report.ts";
 import { scale } from "./scale.ts";
 import { serving } from "./serving.ts";
@@ -50,6 +51,7 @@ const SCENARIOS: Record<string, Scenario> = {
   serving: { run: serving, keys: ["serving"] },
   scale: { run: scale, keys: ["scale"] },
   fanout: { run: fanout, keys: ["fanout"] },
+  remote_flood: { run: remoteFlood, keys: ["remoteFlood"] },
 };
 
 /** Makes the fixtures the selected scenarios need. */

@@ -296,5 +296,45 @@ export interface Results {
   };
   /** What bench/fanout.ts printed, as it printed it. */
   fanout?: Record<string, unknown>;
+  remoteFlood?: RemoteFlood;
   notes: string[];
+}
+
+/** One variant of scenario `remote_flood` (bench/remote_flood.ts). */
+export interface RemoteFloodRun {
+  variant: Variant;
+  /** Connections opened of each kind. */
+  connections: number;
+  /** Held by the sidecar, as the client saw it (the caps were out of the way). */
+  admitted: { halfOpen: number; idle: number };
+  /** VmRSS before the flood, with the half-open ones held, and with both kinds held. */
+  idleRssMB: number;
+  halfOpenRssMB: number;
+  allRssMB: number;
+  /** Sockets the sidecar opened per held connection, from /proc/PID/fd. */
+  socketsPerHalfOpen: number;
+  socketsPerIdle: number;
+  /** VmRSS per held connection (KiB). */
+  rssKBPerHalfOpen: number;
+  rssKBPerIdle: number;
+  /** The Pod's own GET /endpoints on 127.0.0.1, back to back: alone, then during the flood. */
+  baselineMs: Summary;
+  duringMs: Summary;
+}
+
+/** Scenario `remote_flood`: what clients outside the Pod cost. */
+export interface RemoteFlood {
+  /** The example whose sidecar's memory request and limit the figures are set against. */
+  example: string;
+  requestMB: number;
+  limitMB: number;
+  /** The default caps: per listener, and per client address. */
+  defaultTotal: number;
+  defaultPerClient: number;
+  /** This kernel's slab object sizes a socket takes (/proc/slabinfo). */
+  slabBytes: Record<string, number>;
+  /** Kernel memory per held connection (KiB), estimated from the sockets and the slab sizes. */
+  kernelKBPerHalfOpen: number;
+  kernelKBPerIdle: number;
+  runs: RemoteFloodRun[];
 }

@@ -96,8 +96,11 @@ export function servePort(options: ServePortOptions): PortServer {
         try {
           servers.push(serve("::1", addr.port, true));
         } catch (e) {
-          // A kernel with IPv6 but no ::1 (rare): the Pod's IPv6 clients go through the gate.
-          log.log("warn", "cannot listen on ::1", { error: String(e) });
+          // IPv6 disabled on the Pod's loopback (sysctl disable_ipv6): no client can come from
+          // ::1 either, so nothing is lost; said at debug, not on every start. Any other error
+          // (::1 held by another program) fails the start, as 127.0.0.1's would.
+          if (!(e instanceof Deno.errors.AddrNotAvailable)) throw e;
+          log.log("debug", "no ::1 on this host: IPv6 loopback not served", { error: String(e) });
         }
       }
     }
@@ -113,8 +116,11 @@ export function servePort(options: ServePortOptions): PortServer {
     gate,
     async shutdown() {
       gate.stopAccepting();
-      await Promise.all(servers.map((s) => s.shutdown()));
-      gate.close();
+      try {
+        await Promise.all(servers.map((s) => s.shutdown()));
+      } finally {
+        gate.close();
+      }
     },
     finished: Promise.all([accepting, ...servers.map((s) => s.finished)]).then(() => {}),
   };

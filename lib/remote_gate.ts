@@ -43,8 +43,10 @@ export interface RemoteGateOptions {
 export interface GateStats {
   /** Connections open now, counted against the caps. */
   open: number;
-  /** Closed on accept: over the total or the per-client cap. */
+  /** Closed on accept: over the per-client cap, or the total cap held fairly. */
   refused: number;
+  /** Closed to make room under the total cap for a client holding fewer. */
+  shed: number;
   /** Closed for not finishing request headers in time. */
   headerTimeouts: number;
   /** Closed after the idle limit. */
@@ -77,11 +79,19 @@ interface Held {
 /** An accept loop with connection caps and time limits, piping to an inner server. */
 export class RemoteGate {
   /** Counts since start. */
-  readonly stats: GateStats = { open: 0, refused: 0, headerTimeouts: 0, idleTimeouts: 0 };
+  readonly stats: GateStats = {
+    open: 0,
+    refused: 0,
+    shed: 0,
+    headerTimeouts: 0,
+    idleTimeouts: 0,
+  };
   #options: RemoteGateOptions;
   #held = new Set<Held>();
-  #perClient = new Map<string, number>();
-  #peers = new Map<number, Deno.NetAddr>();
+  /** The counted connections of each client address. */
+  #perClient = new Map<string, Set<Held>>();
+  /** The real client of each pipe, by the pipe's address and port on the inner server's side. */
+  #peers = new Map<string, Deno.NetAddr>();
   #sweep: ReturnType<typeof setInterval>;
   #listeners: Deno.TcpListener[] = [];
   #acceptLoggedAt = 0;
@@ -97,9 +107,10 @@ export class RemoteGate {
     this.#options = { ...this.#options, inner: addr };
   }
 
-  /** The real client of a connection the inner server got from this gate, by its source port. */
+  /** The real client of a connection the inner server got from this gate, by its source
+   * address and port (any other connection to the inner server: undefined). */
   peerOf(innerClient: Deno.NetAddr): Deno.NetAddr | undefined {
-    return this.#peers.get(innerClient.port);
+    return this.#peers.get(pipeKey(innerClient));
   }
 
   /** Accepts on `listener` until {@linkcode close}. */
@@ -149,19 +160,55 @@ export class RemoteGate {
     const counted = !this.#options.isLocal(peer);
     if (counted) {
       const { maxConnections, maxPerClient } = this.#options.limits;
-      const mine = this.#perClient.get(peer) ?? 0;
-      if (this.stats.open >= maxConnections || mine >= maxPerClient) {
+      const mine = this.#perClient.get(peer)?.size ?? 0;
+      if (
+        mine >= maxPerClient ||
+        (this.stats.open >= maxConnections && !this.#makeRoom(mine))
+      ) {
         this.stats.refused++;
         conn.close();
         return;
       }
-      this.stats.open++;
-      this.#perClient.set(peer, mine + 1);
     }
     const now = Date.now();
     const h: Held = { conn, peer, counted, headSince: now, lastByte: now, tail: new Uint8Array() };
     this.#held.add(h);
+    if (counted) {
+      this.stats.open++;
+      const mine = this.#perClient.get(peer) ?? new Set();
+      this.#perClient.set(peer, mine.add(h));
+    }
     void this.#run(h).catch(() => {}).finally(() => this.#drop(h));
+  }
+
+  /**
+   * The total cap is full and a client holding `mine` connections asks for one more: closes one
+   * connection of the address holding the most, if that is more than `mine`, so that no address
+   * is left with fewer than the newcomer (max-min fairness: the total is shared, never owned by
+   * whoever came first). Of that address's connections the least useful goes: one still waiting
+   * for its request headers, else the one idle longest. Chosen over a headroom reserved for new
+   * addresses because a reserve is itself a pool the next few addresses fill, while this holds
+   * for any number of them; and over shedding at random (Envoy's overload manager) because the
+   * client that takes the most pays, as nginx's per-key `limit_conn` would have it pay. Two
+   * clients at the same count never take slots from each other, so there is no churn.
+   */
+  #makeRoom(mine: number): boolean {
+    let heaviest: Set<Held> | undefined;
+    for (const held of this.#perClient.values()) {
+      if (!heaviest || held.size > heaviest.size) heaviest = held;
+    }
+    if (!heaviest || heaviest.size <= mine) return false;
+    let victim: Held | undefined;
+    for (const h of heaviest) {
+      const waiting = h.headSince !== undefined, victimWaiting = victim?.headSince !== undefined;
+      if (
+        !victim || (waiting && !victimWaiting) ||
+        (waiting === victimWaiting && h.lastByte < victim.lastByte)
+      ) victim = h;
+    }
+    this.stats.shed++;
+    this.#drop(victim!);
+    return true;
   }
 
   async #run(h: Held): Promise<void> {
@@ -174,7 +221,7 @@ export class RemoteGate {
       return;
     }
     h.inner = inner;
-    this.#peers.set((inner.localAddr as Deno.NetAddr).port, h.conn.remoteAddr as Deno.NetAddr);
+    this.#peers.set(pipeKey(inner.localAddr as Deno.NetAddr), h.conn.remoteAddr as Deno.NetAddr);
     await writeAll(inner, head);
     await Promise.all([
       this.#pipe(h, h.conn, inner, true),
@@ -271,13 +318,17 @@ export class RemoteGate {
         // Already closed.
       }
     }
-    if (h.inner) this.#peers.delete((h.inner.localAddr as Deno.NetAddr).port);
+    if (h.inner) this.#peers.delete(pipeKey(h.inner.localAddr as Deno.NetAddr));
     if (!h.counted) return;
     this.stats.open--;
-    const left = (this.#perClient.get(h.peer) ?? 1) - 1;
-    if (left > 0) this.#perClient.set(h.peer, left);
-    else this.#perClient.delete(h.peer);
+    const mine = this.#perClient.get(h.peer);
+    mine?.delete(h);
+    if (mine?.size === 0) this.#perClient.delete(h.peer);
   }
+}
+
+function pipeKey(addr: Deno.NetAddr): string {
+  return `${addr.hostname} ${addr.port}`;
 }
 
 async function writeAll(conn: Deno.Conn, data: Uint8Array): Promise<void> {

@@ -122,6 +122,7 @@ export async function startSidecar(config: Config, options: SidecarOptions): Pro
     listenOn(
       setting,
       address,
+      port,
       () => servePort({ address, port, handler: h, limits: config.limits, isLocal, log }),
     );
   const server = port(config.listenAddress, config.listenPort, handler, "LISTEN_ADDRESS");
@@ -160,7 +161,12 @@ export async function startSidecar(config: Config, options: SidecarOptions): Pro
  * Listens (lib/listeners.ts). An address the host does not have is a bad setting (exit 2), not
  * a crash; so is a Deno without `--unstable-net` (SO_REUSEPORT, which the listeners need).
  */
-function listenOn<T>(setting: string, address: string | undefined, listen: () => T): T {
+function listenOn<T>(
+  setting: string,
+  address: string | undefined,
+  port: number,
+  listen: () => T,
+): T {
   try {
     return listen();
   } catch (e) {
@@ -170,6 +176,15 @@ function listenOn<T>(setting: string, address: string | undefined, listen: () =>
       throw new ConfigError(
         "Cannot listen: the listeners need Deno's --unstable-net (SO_REUSEPORT); run with it, " +
           "as deno.json and image/deno-flags.txt do",
+      );
+    }
+    if (address === undefined) {
+      const portSetting = setting.replace("ADDRESS", "PORT");
+      throw new ConfigError(
+        `Cannot listen on every interface, port ${port} (--${
+          portSetting.toLowerCase().replace("_", "-")
+        } / KUBERNETES_POD_DISCOVERY_${portSetting}): ${message}; ` +
+          "choose a free port (one below 1024 needs CAP_NET_BIND_SERVICE) or set an address",
       );
     }
     const flag = setting.toLowerCase().replace("_", "-");

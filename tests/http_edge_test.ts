@@ -299,3 +299,154 @@ Deno.test(
     }
   },
 );
+
+Deno.test(
+  "when clients outside the Pod fill the total cap, a new address still gets /livez: the address holding the most gives up a connection",
+  T,
+  async () => {
+    // Total 40, 15 per client: two addresses of one namespace take 15 each, a third address
+    // asks for 15 more, so the total is full while every address is under its own cap (the
+    // reviewer's five Pods holding 200 of 1,000, made small).
+    const s = await setup("edge-fair", [
+      "--max-remote-connections=40",
+      "--max-connections-per-client=15",
+    ]);
+    const other = await createPodNetwork();
+    const kubelet = await createPodNetwork();
+    try {
+      const hold = (net: PodNetwork, host: string) =>
+        hostile<FloodResult>(net, {
+          mode: "flood",
+          host,
+          port: s.port,
+          halfOpen: 10,
+          idle: 10,
+          holdMs: 8_000,
+        });
+      const heavyV4 = hold(s.net, s.net.hostV4);
+      const heavyV6 = hold(s.net, s.net.hostV6);
+      await sleep(1_500);
+      const light = hold(other, other.hostV4);
+      await sleep(2_500);
+      // The kubelet, from an address of its own, over each family.
+      for (const host of [kubelet.hostV4, `[${kubelet.hostV6}]`]) {
+        const r = await kubelet.request(`http://${host}:${s.port}/livez`).catch((e) => ({
+          status: 0,
+          body: String(e),
+        }));
+        assert.deepEqual(r, { status: 200, body: "ok" }, `/livez from ${host} while full`);
+      }
+      const [a, b, c] = await Promise.all([heavyV4, heavyV6, light]);
+      const admitted = (r: FloodResult) => r.admitted.halfOpen + r.admitted.idle;
+      const kept = (r: FloodResult) =>
+        [...r.closedAfterMs.halfOpen, ...r.closedAfterMs.idle].filter((ms) => ms < 0).length;
+      console.log(
+        `admitted ${[a, b, c].map(admitted).join(", ")}; kept to the end ` +
+          [a, b, c].map(kept).join(", "),
+      );
+      assert.equal(admitted(a), 15, "the per-client cap");
+      assert.equal(admitted(b), 15, "the per-client cap");
+      // The third address took slots from the two holding more until all held about as many
+      // (40 / 3), and the probes each took one from whoever held the most.
+      for (const r of [a, b, c]) {
+        assert.ok(kept(r) >= 12 && kept(r) <= 14, `the total shared: ${kept(r)} kept`);
+      }
+      assert.ok(kept(a) + kept(b) + kept(c) <= 40, "never over the total cap");
+      assert.deepEqual(errorLines(s.sidecar), []);
+    } finally {
+      await kubelet.remove();
+      await other.remove();
+      await s.close();
+    }
+  },
+);
+
+Deno.test(
+  "a listen error on every interface names the port and its setting, never 'undefined'",
+  T,
+  async () => {
+    const sa = await Deno.makeTempDir({ prefix: "kpd-sa-" });
+    try {
+      for (const f of ["token", "ca.crt", "namespace"]) {
+        await Deno.writeTextFile(`${sa}/${f}`, "x");
+      }
+      // Denied by Deno here; a non-root container asking for a port below 1024 meets the same.
+      const sidecar = await spawnSidecar({
+        env: {
+          KUBERNETES_SERVICE_HOST: "127.0.0.1",
+          KUBERNETES_SERVICE_PORT: "1",
+          KUBERNETES_POD_DISCOVERY_SERVICE_NAME: "web",
+          KUBERNETES_POD_DISCOVERY_SERVICE_ACCOUNT_DIR: sa,
+        },
+        denoFlags: ["--allow-net=127.0.0.1", "--allow-read", "--allow-env"],
+        waitStarted: false,
+      });
+      assert.equal((await sidecar.status).code, 2);
+      const lines = sidecar.stderr().trim().split("\n");
+      assert.equal(lines.length, 1, sidecar.stderr());
+      assert.doesNotMatch(lines[0]!, /undefined/);
+      assert.match(
+        lines[0]!,
+        /Cannot listen on every interface, port 0 \(--listen-port \/ KUBERNETES_POD_DISCOVERY_LISTEN_PORT\): .*net access/,
+      );
+    } finally {
+      await Deno.remove(sa, { recursive: true });
+    }
+  },
+);
+
+Deno.test(
+  "a Pod without IPv6 on its loopback starts without a warning and serves over IPv4",
+  T,
+  async () => {
+    const net = await createPodNetwork();
+    const dir = await Deno.makeTempDir({ prefix: "kpd-nov6-" });
+    try {
+      await new Deno.Command("ip", {
+        args: ["netns", "exec", net.name, "sysctl", "-qw", "net.ipv6.conf.lo.disable_ipv6=1"],
+      }).output();
+      const lib = new URL("../lib/", import.meta.url).href;
+      const script = `${dir}/serve.ts`;
+      await Deno.writeTextFile(
+        script,
+        `import { servePort } from "${lib}listeners.ts";
+import { createLogger } from "${lib}log.ts";
+const lines: unknown[] = [];
+const log = createLogger("info", { write: (l) => lines.push(JSON.parse(l)) });
+const p = servePort({
+  port: 0,
+  handler: () => new Response("ok"),
+  limits: { headerTimeoutMs: 9000, idleTimeoutMs: 9000, maxConnections: 9, maxPerClient: 9 },
+  isLocal: (h) => h === "127.0.0.1",
+  log,
+});
+const r = await fetch("http://127.0.0.1:" + p.addr.port + "/");
+const body = await r.text();
+await p.shutdown();
+console.log(JSON.stringify({ addr: p.addr.hostname, body, lines }));
+`,
+      );
+      const out = await new Deno.Command("ip", {
+        args: [
+          "netns",
+          "exec",
+          net.name,
+          Deno.execPath(),
+          "run",
+          "--allow-net",
+          "--allow-read",
+          "--unstable-net",
+          script,
+        ],
+        env: childEnv(),
+        clearEnv: true,
+      }).output();
+      assert.ok(out.success, new TextDecoder().decode(out.stderr));
+      const result = JSON.parse(new TextDecoder().decode(out.stdout).trim().split("\n").pop()!);
+      assert.deepEqual(result, { addr: "::", body: "ok", lines: [] });
+    } finally {
+      await Deno.remove(dir, { recursive: true });
+      await net.remove();
+    }
+  },
+);

@@ -178,3 +178,44 @@ Deno.test(
     }
   },
 );
+
+Deno.test(
+  "the inner server learns a client from the pipe's address and port, not its port alone",
+  T,
+  async () => {
+    const gate = new RemoteGate({
+      limits: {
+        headerTimeoutMs: 60_000,
+        idleTimeoutMs: 60_000,
+        maxConnections: 9,
+        maxPerClient: 9,
+      },
+      isLocal: () => false,
+      log: quiet,
+    });
+    const seen: Deno.NetAddr[] = [];
+    const inner = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen: () => {} }, (_r, info) => {
+      seen.push(info.remoteAddr as Deno.NetAddr);
+      return new Response("x");
+    });
+    gate.setInner(inner.addr as Deno.NetAddr);
+    const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+    void gate.serve(listener);
+    try {
+      const c = await Deno.connect({
+        hostname: "127.0.0.1",
+        port: (listener.addr as Deno.NetAddr).port,
+      });
+      assert.match(await answer(c), /200/);
+      const pipe = seen[0]!;
+      assert.equal(gate.peerOf(pipe)?.hostname, "127.0.0.1");
+      // Another loopback address with the same port (a process in the Pod connecting to the
+      // inner server itself) is not the gate's pipe.
+      assert.equal(gate.peerOf({ ...pipe, hostname: "127.0.0.2" }), undefined);
+      c.close();
+    } finally {
+      gate.close();
+      await inner.shutdown();
+    }
+  },
+);
