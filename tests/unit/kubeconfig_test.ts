@@ -445,3 +445,37 @@ Deno.test(
     ]]);
   },
 );
+
+Deno.test(
+  "a kubeconfig the YAML parser only warns about (an unknown tag or directive beside a token) prints no part of the token",
+  T,
+  async () => {
+    const token = "kpd" + crypto.randomUUID().replaceAll("-", "") + "Zq9";
+    const root = new URL("../../", import.meta.url).pathname;
+    // A child process: the parser's warnings go to the process's stderr, not to an exception.
+    const script = `import { loadKubeconfig } from "./lib/kubeconfig.ts";
+      await loadKubeconfig(Deno.args[0]).then(() => console.log("loaded"), (e) => console.log(e.message));`;
+    for (
+      const text of [
+        `current-context: c\nclusters: [{name: k, cluster: {server: "https://x"}}]\n` +
+        `contexts: [{name: c, context: {cluster: k, user: u}}]\n` +
+        `users:\n- name: u\n  user:\n    token: !secret ${token}\n`,
+        `%FOO ${token}\n---\ncurrent-context: c\n`,
+      ]
+    ) {
+      await inTempDir(async (dir) => {
+        await Deno.writeTextFile(`${dir}/config`, text);
+        const out = await new Deno.Command(Deno.execPath(), {
+          args: ["eval", "--ext=ts", script, `${dir}/config`],
+          cwd: root,
+          stdin: "null",
+        }).output();
+        const said = new TextDecoder().decode(out.stdout) + new TextDecoder().decode(out.stderr);
+        assert.ok(said.trim() !== "", "it said something");
+        for (let i = 0; i + 4 <= token.length; i++) {
+          assert.ok(!said.includes(token.slice(i, i + 4)), `token part in: ${said}`);
+        }
+      });
+    }
+  },
+);
