@@ -81,7 +81,19 @@ export function kubeconfigConnection(
     async fetch(path, init = {}) {
       const creds = await credentials.current();
       const headers = new Headers(init.headers);
-      for (const [k, v] of creds.headers) headers.append(k, v);
+      for (const [k, v] of creds.headers) {
+        try {
+          headers.append(k, v);
+        } catch {
+          // Deno's message quotes the value, which is a credential (say, a tokenFile pointed at
+          // a key): name it instead.
+          throw new Error(
+            `Cannot send the ${k} header of user ${JSON.stringify(kc.user.name)} in kubeconfig ` +
+              `${kc.where}: its value is not a valid HTTP header value (a line break, or a ` +
+              "character beyond Latin-1); check the user's token, tokenFile or exec plugin",
+          );
+        }
+      }
       const c = clientFor(creds.cert, creds.key);
       const response = await fetch(`${cluster.server}${path}`, { ...init, headers, client: c });
       // As client-go's round trippers: a 401 renews what this request carried, at once.

@@ -479,3 +479,78 @@ Deno.test(
     }
   },
 );
+
+Deno.test(
+  "a token that is no valid header value (a tokenFile of two lines) fails the request with a line that quotes no part of it",
+  T,
+  async () => {
+    const secret = "kpd" + crypto.randomUUID().replaceAll("-", "") + "Zq9";
+    const server = authServer();
+    try {
+      await inTempDir(async (dir) => {
+        // A tokenFile pointed at the wrong file: a key, a kubeconfig, two tokens.
+        await Deno.writeTextFile(`${dir}/token`, `first line\n${secret}\n`);
+        await Deno.writeTextFile(
+          `${dir}/config`,
+          JSON.stringify({
+            "current-context": "c",
+            contexts: [{ name: "c", context: { cluster: "k", user: "u" } }],
+            clusters: [{
+              name: "k",
+              cluster: {
+                server: `https://127.0.0.1:${server.port}`,
+                "certificate-authority": new URL("testdata/tls-ca.crt", import.meta.url).pathname,
+              },
+            }],
+            users: [{ name: "u", user: { tokenFile: `${dir}/token` } }],
+          }),
+        );
+        const conn = await connect({ kubeconfig: `${dir}/config`, serviceAccountDir: "/x" });
+        try {
+          await assert.rejects(conn.fetch("/version"), (e: unknown) => {
+            const message = (e as Error).message;
+            assert.match(message, /Authorization.*user "u".*not a valid HTTP header value/);
+            for (let i = 0; i + 4 <= secret.length; i++) {
+              assert.ok(!message.includes(secret.slice(i, i + 4)), `token part in: ${message}`);
+            }
+            return true;
+          });
+        } finally {
+          conn.close();
+        }
+      });
+    } finally {
+      await server.stop();
+    }
+    assert.deepEqual(server.seen, [], "nothing was sent");
+  },
+);
+
+Deno.test(
+  "in a cluster, a token file that is no valid header value fails the request with a line that quotes no part of it",
+  T,
+  async () => {
+    const secret = "kpd" + crypto.randomUUID().replaceAll("-", "") + "Zq9";
+    const root = new URL("../../", import.meta.url).pathname;
+    // A child process: connecting in-cluster narrows this process's TLS root store.
+    const script = `import { connect } from "./lib/kube_client.ts";
+      const conn = await connect({ serviceAccountDir: Deno.args[0],
+        env: (n) => ({ KUBERNETES_SERVICE_HOST: "127.0.0.1", KUBERNETES_SERVICE_PORT: "9" })[n] });
+      await conn.fetch("/version").then(() => console.log("sent"), (e) => console.log(e.message));
+      conn.close();`;
+    await inTempDir(async (dir) => {
+      await Deno.writeTextFile(`${dir}/ca.crt`, CA);
+      await Deno.writeTextFile(`${dir}/token`, `first line\n${secret}\n`);
+      const out = await new Deno.Command(Deno.execPath(), {
+        args: ["eval", "--ext=ts", script, dir],
+        cwd: root,
+        stdin: "null",
+      }).output();
+      const said = new TextDecoder().decode(out.stdout) + new TextDecoder().decode(out.stderr);
+      assert.match(said, /Authorization.*not a valid HTTP header value/);
+      for (let i = 0; i + 4 <= secret.length; i++) {
+        assert.ok(!said.includes(secret.slice(i, i + 4)), `token part in: ${said}`);
+      }
+    });
+  },
+);
