@@ -554,3 +554,84 @@ Deno.test(
     });
   },
 );
+
+/** Open file descriptors of this process (sockets, pipes, files). */
+function openFds(): number {
+  return [...Deno.readDirSync("/proc/self/fd")].length;
+}
+
+/** The child processes of this process, exited ones not yet reaped included. */
+function children(): string[] {
+  return [...Deno.readDirSync("/proc/self/task")].flatMap((t) =>
+    Deno.readTextFileSync(`/proc/self/task/${t.name}/children`).split(" ").filter((p) => p)
+  );
+}
+
+Deno.test(
+  "a hundred connections, each running its exec plugin (answering, failing or printing garbage), fetching, reset and closed, leave no descriptor, process or timer behind",
+  async () => {
+    const server = authServer();
+    server.accepted.add("first");
+    const rounds = 100;
+    try {
+      await inTempDir(async (dir) => {
+        await Deno.writeTextFile(`${dir}/token`, "first");
+        await Deno.writeTextFile(
+          `${dir}/config`,
+          JSON.stringify({
+            "current-context": "c",
+            contexts: [{ name: "c", context: { cluster: "k", user: "u" } }],
+            clusters: [{
+              name: "k",
+              cluster: {
+                server: `https://127.0.0.1:${server.port}`,
+                "certificate-authority": new URL("testdata/tls-ca.crt", import.meta.url).pathname,
+              },
+            }],
+            users: [{
+              name: "u",
+              user: {
+                exec: {
+                  apiVersion: "client.authentication.k8s.io/v1",
+                  command: new URL("../support/exec_plugin.sh", import.meta.url).pathname,
+                  args: ["client.authentication.k8s.io/v1"],
+                  env: [{ name: "KPD_PLUGIN_DIR", value: dir }],
+                  interactiveMode: "Never",
+                },
+              },
+            }],
+          }),
+        );
+        const round = async (i: number) => {
+          const mode = ["token", "fail", "token", "garbage"][i % 4];
+          await Deno.writeTextFile(`${dir}/mode`, mode);
+          const conn = await connect({ kubeconfig: `${dir}/config`, serviceAccountDir: "/x" });
+          try {
+            const r = await conn.fetch("/version").catch((e: Error) => e);
+            if (mode === "token") {
+              assert.equal((r as Response).status, 200);
+              await (r as Response).body?.cancel();
+            } else assert.match(String(r), /exec plugin/);
+            if (i % 3 === 0) conn.reset();
+            if (i % 5 === 0) await (await conn.fetch("/version").catch(() => undefined))?.text();
+          } finally {
+            conn.close();
+          }
+        };
+        // The first rounds open what stays open for good (the runtime's own descriptors).
+        for (let i = 0; i < 8; i++) await round(i);
+        const before = openFds();
+        for (let i = 8; i < rounds; i++) await round(i);
+        // Closed clients drop their pooled connections a moment later.
+        await new Promise((r) => setTimeout(r, 200));
+        const after = openFds();
+        assert.ok(after - before <= 4, `descriptors: ${before} before, ${after} after`);
+        assert.deepEqual(children(), [], "no plugin process left, running or unreaped");
+        const runs = (await Deno.readTextFile(`${dir}/runs`)).trim().split("\n").length;
+        assert.ok(runs >= rounds, `the plugin ran ${runs} times`);
+      });
+    } finally {
+      await server.stop();
+    }
+  },
+);
