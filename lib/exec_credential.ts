@@ -80,6 +80,7 @@ export class ExecCredentials {
   #cached?: ExecCredential;
   #obtainedAt = 0;
   #pending?: Promise<ExecCredential>;
+  #closed = new AbortController();
   /** Runs so far. */
   runs = 0;
 
@@ -106,6 +107,11 @@ export class ExecCredentials {
     if (used ? used === this.#cached : this.#now() - this.#obtainedAt >= MIN_RERUN_MS) {
       this.#cached = undefined;
     }
+  }
+
+  /** Kills a running plugin (the sidecar stops), and any later one at once. */
+  close(): void {
+    this.#closed.abort();
   }
 
   async #run(): Promise<ExecCredential> {
@@ -146,6 +152,7 @@ export class ExecCredentials {
         // The sidecar's environment as it was before the root store was narrowed (lib/trust.ts).
         env: { ...pluginEnv(), ...cfg.env, KUBERNETES_EXEC_INFO: JSON.stringify(info) },
         timeoutMs: this.#o.timeoutMs ?? EXEC_TIMEOUT_MS,
+        signal: this.#closed.signal,
       });
     } catch (e) {
       if (e instanceof Deno.errors.NotFound) {

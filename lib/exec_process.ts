@@ -2,10 +2,10 @@
  * Runs a kubeconfig's credential plugin bounded in time and output (lib/exec_credential.ts says
  * what to make of its answer). A plugin is someone else's program: it may wait for a login it
  * cannot prompt for, ignore SIGTERM, start a child that keeps its output pipe open after it was
- * killed, or print without end. So it runs in its own session (no controlling terminal to open
- * and prompt on, and one process group to signal), its whole group is sent SIGTERM at the
- * timeout and SIGKILL soon after, its output is read up to a cap, and once it has exited nothing
- * waits long for a pipe that something it left behind still holds.
+ * killed, or print without end. So it is sent SIGTERM at the timeout (or when the sidecar stops)
+ * and SIGKILL soon after, its output is read up to a cap, and once it has exited nothing waits
+ * long for a pipe that a process it left behind still holds. It stays in the sidecar's process
+ * group, so a Ctrl-C in the terminal reaches it too.
  *
  * @module
  */
@@ -30,8 +30,10 @@ export interface RunPluginOptions {
   args: string[];
   /** Its whole environment. */
   env: Record<string, string>;
-  /** Killed (with its process group) when it has not exited after this long. */
+  /** Killed when it has not exited after this long. */
   timeoutMs: number;
+  /** Killed when this aborts (the sidecar stops). */
+  signal?: AbortSignal;
 }
 
 /** How a run ended. */
@@ -59,33 +61,27 @@ export async function runPlugin(command: string, options: RunPluginOptions): Pro
     stdin: "null",
     stdout: "piped",
     stderr: "piped",
-    // A new session: no controlling terminal (a prompt on /dev/tty fails instead of hanging),
-    // and a process group of its own to signal.
-    detached: true,
   }).spawn();
-  const signalGroup = (signal: Deno.Signal) => {
+  const kill = (signal: Deno.Signal) => {
     try {
-      Deno.kill(-child.pid, signal);
+      child.kill(signal);
     } catch {
-      // Gone already, or signalling a group is not allowed: signal the plugin alone.
-      try {
-        child.kill(signal);
-      } catch {
-        // Gone already.
-      }
+      // Exited already.
     }
   };
   let timedOut = false;
   let tooLong = false;
   let killTimer: ReturnType<typeof setTimeout> | undefined;
   const stop = () => {
-    signalGroup("SIGTERM");
-    killTimer ??= setTimeout(() => signalGroup("SIGKILL"), KILL_GRACE_MS);
+    kill("SIGTERM");
+    killTimer ??= setTimeout(() => kill("SIGKILL"), KILL_GRACE_MS);
   };
   const timer = setTimeout(() => {
     timedOut = true;
     stop();
   }, options.timeoutMs);
+  options.signal?.addEventListener("abort", stop);
+  if (options.signal?.aborted) stop();
   const stdout = readCapped(child.stdout, MAX_STDOUT_BYTES, "head", () => {
     tooLong = true;
     stop();
@@ -106,6 +102,7 @@ export async function runPlugin(command: string, options: RunPluginOptions): Pro
       tooLong,
     };
   } finally {
+    options.signal?.removeEventListener("abort", stop);
     clearTimeout(timer);
     clearTimeout(killTimer);
     await Promise.all([stdout.cancel(), stderr.cancel()]);

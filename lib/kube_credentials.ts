@@ -91,6 +91,11 @@ export class KubeCredentials {
     return { headers, cert, key, exec };
   }
 
+  /** Kills a running exec plugin: the connection is closed. */
+  close(): void {
+    this.#exec?.close();
+  }
+
   /** The server answered 401 (to a request that carried `used`, when known): the token file is
    * looked at and the plugin run again before the next request, as client-go does. */
   unauthorized(used?: RequestCredentials): void {

@@ -108,6 +108,7 @@ export function kubeconfigConnection(
       client = undefined;
     },
     close() {
+      credentials.close();
       client?.close();
       client = undefined;
     },

@@ -181,8 +181,8 @@ function failure(p: Promise<unknown>): Promise<string> {
 
 for (
   const [what, script] of [
-    ["ignores SIGTERM", "trap '' TERM; sleep 30"],
-    ["waits on a child that holds its output", "sleep 30; echo never"],
+    ["ignores SIGTERM", "trap '' TERM; sleep 10"],
+    ["waits on a child that holds its output", "sleep 10; echo never"],
   ] as const
 ) {
   Deno.test(`a plugin that ${what} is killed at the timeout: one line, and the sidecar is not held`, async () => {
@@ -193,7 +193,7 @@ for (
         cluster: () => ({ server: "https://h:1" }),
         timeoutMs: 300,
       });
-      const said = await within(8_000, () => failure(c.get()));
+      const said = await within(5_000, () => failure(c.get()));
       assert.match(
         said,
         /exec plugin "sh" of user "u" in kubeconfig k: gave no answer within 0\.3 s/,
@@ -212,7 +212,7 @@ Deno.test("a plugin that answers and leaves a process holding its output is not 
     const script = `echo '${answer}'; sleep 30 & echo $! > ${dir}/left; exit 0`;
     const c = credentials({ ...config, command: "sh", args: ["-c", script] }, { t: 0 });
     try {
-      const got = await within(8_000, () => c.get().then((x) => x.token));
+      const got = await within(5_000, () => c.get().then((x) => x.token));
       assert.equal(got, "t");
     } finally {
       Deno.kill(Number(await Deno.readTextFile(`${dir}/left`)), "SIGKILL");
@@ -225,5 +225,18 @@ Deno.test("a plugin that prints without end is killed once it printed 1 MiB: one
     const script = "head -c 50000000 /dev/zero";
     const c = credentials({ ...config, command: "sh", args: ["-c", script] }, { t: 0 });
     assert.match(await failure(c.get()), /printed more than 1048576 bytes and was killed$/);
+  });
+});
+
+Deno.test("closing the credentials kills a plugin still running: the stopping sidecar leaves none behind", async () => {
+  await withPlugin(async (dir, config) => {
+    const script = `echo $$ > ${dir}/pid; exec sleep 10`;
+    const c = credentials({ ...config, command: "sh", args: ["-c", script] }, { t: 0 });
+    const got = failure(c.get());
+    await new Promise((r) => setTimeout(r, 300));
+    c.close();
+    assert.match(String(await within(3_000, () => got)), /killed by SIGTERM/);
+    const pid = Number(await Deno.readTextFile(`${dir}/pid`));
+    assert.throws(() => Deno.kill(pid, 0), "the plugin is gone");
   });
 });
