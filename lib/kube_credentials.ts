@@ -79,7 +79,8 @@ export class KubeCredentials {
     if (token) headers.push(["Authorization", `Bearer ${token}`]);
     else if (this.#user.basic) {
       headers.push(["Authorization", basicAuth(this.#user.basic)]);
-    } else if (this.#exec) {
+    } else if (this.#exec && !this.#cert) {
+      // client-go's exec authenticator steps aside for a token, basic auth or a certificate.
       const c = exec = await this.#exec.get();
       if (c.token) headers.push(["Authorization", `Bearer ${c.token}`]);
       if (c.cert) [cert, key] = [c.cert, c.key];

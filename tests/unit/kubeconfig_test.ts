@@ -635,3 +635,55 @@ Deno.test(
     }
   },
 );
+
+Deno.test(
+  "a user with a client certificate and an exec plugin uses the certificate and never runs the plugin, as client-go",
+  T,
+  async () => {
+    const server = authServer();
+    const pem = (f: string) => Deno.readTextFileSync(new URL(`testdata/${f}`, import.meta.url));
+    try {
+      await inTempDir(async (dir) => {
+        await Deno.writeTextFile(`${dir}/token`, "first");
+        await Deno.writeTextFile(
+          `${dir}/config`,
+          JSON.stringify({
+            "current-context": "c",
+            contexts: [{ name: "c", context: { cluster: "k", user: "u" } }],
+            clusters: [{
+              name: "k",
+              cluster: {
+                server: `https://127.0.0.1:${server.port}`,
+                "certificate-authority": new URL("testdata/tls-ca.crt", import.meta.url).pathname,
+              },
+            }],
+            users: [{
+              name: "u",
+              user: {
+                "client-certificate-data": btoa(pem("tls-server.crt")),
+                "client-key-data": btoa(pem("tls-server.key")),
+                exec: {
+                  apiVersion: "client.authentication.k8s.io/v1",
+                  command: new URL("../support/exec_plugin.sh", import.meta.url).pathname,
+                  args: ["client.authentication.k8s.io/v1"],
+                  env: [{ name: "KPD_PLUGIN_DIR", value: dir }],
+                  interactiveMode: "Never",
+                },
+              },
+            }],
+          }),
+        );
+        const conn = await connect({ kubeconfig: `${dir}/config`, serviceAccountDir: "/x" });
+        try {
+          await (await conn.fetch("/version")).body?.cancel();
+        } finally {
+          conn.close();
+        }
+        assert.equal(await Deno.readTextFile(`${dir}/runs`).catch(() => ""), "", "never ran");
+      });
+    } finally {
+      await server.stop();
+    }
+    assert.deepEqual(server.seen, [""], "no bearer token sent");
+  },
+);
