@@ -92,6 +92,13 @@ export class KubeCredentials {
     return { headers, cert, key, exec };
   }
 
+  /** Reads the token, certificate and key files now, so a missing one fails the start. */
+  readFiles(): void {
+    this.#tokenFile?.text();
+    this.#cert?.();
+    this.#key?.();
+  }
+
   /** Kills a running exec plugin: the connection is closed. */
   close(): void {
     this.#exec?.close();

@@ -8,6 +8,7 @@
  *
  * @module
  */
+import { ConfigError } from "./config.ts";
 import type { KubeConnection } from "./kube_client.ts";
 import { KubeCredentials, pemReader } from "./kube_credentials.ts";
 import { type Kubeconfig, loadKubeconfig } from "./kubeconfig.ts";
@@ -41,6 +42,13 @@ export function kubeconfigConnection(
     proxyUrl: cluster.proxyUrl,
     config: cluster.execExtension,
   }));
+  try {
+    // A file named but missing is a mistake to say at start, as kubectl does, not per request.
+    ca?.();
+    credentials.readFiles();
+  } catch (e) {
+    throw new ConfigError((e as Error).message);
+  }
   const https = cluster.server.startsWith("https:");
   // A kubeconfig that names a CA trusts only it (as kubectl); one without keeps the platform's.
   if (https && ca) trustOnlyGivenCAs();

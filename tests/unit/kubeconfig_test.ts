@@ -687,3 +687,39 @@ Deno.test(
     assert.deepEqual(server.seen, [""], "no bearer token sent");
   },
 );
+
+for (
+  const [field, user, cluster] of [
+    ["certificate-authority", { token: "t" }, { "certificate-authority": "missing.crt" }],
+    ["client-key", { "client-certificate-data": "eA==", "client-key": "missing.key" }, {}],
+    ["tokenFile", { tokenFile: "missing-token" }, {}],
+  ] as const
+) {
+  Deno.test(
+    `a kubeconfig whose ${field} file is missing stops the start with one line naming it, as kubectl`,
+    T,
+    async () => {
+      await inTempDir(async (dir) => {
+        await Deno.writeTextFile(
+          `${dir}/config`,
+          JSON.stringify({
+            "current-context": "c",
+            contexts: [{ name: "c", context: { cluster: "k", user: "u" } }],
+            clusters: [{ name: "k", cluster: { server: "https://127.0.0.1:1", ...cluster } }],
+            users: [{ name: "u", user }],
+          }),
+        );
+        await assert.rejects(
+          connect({ kubeconfig: `${dir}/config`, serviceAccountDir: "/x" }),
+          (e: unknown) => {
+            assert.ok(e instanceof ConfigError, String(e));
+            assert.ok(e.message.includes(`${dir}/missing`), e.message);
+            assert.ok(e.message.includes(field), e.message);
+            assert.ok(!e.message.includes("\n"), e.message);
+            return true;
+          },
+        );
+      });
+    },
+  );
+}
