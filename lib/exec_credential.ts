@@ -4,7 +4,8 @@
  * a prompt would hang; the cluster when `provideClusterInfo`), the kubeconfig's `env` added to
  * the sidecar's own, its answer checked (kind, apiVersion, a token or a certificate and key).
  * The credential is kept until its `expirationTimestamp` (forever without one) and dropped at
- * once on a 401, so the next request runs the plugin again; concurrent callers share one run.
+ * once on a 401, so the next request runs the plugin again; concurrent callers share one run,
+ * which is bounded in time and output (lib/exec_process.ts).
  * A failure is one line naming the plugin, the user and the kubeconfig (with `installHint` when
  * the command is missing) and never quotes what the plugin printed on stdout, which may hold a
  * credential.
@@ -12,6 +13,7 @@
  * @module
  */
 import type { ExecConfig } from "./exec_config.ts";
+import { MAX_STDOUT_BYTES, type PluginOutput, runPlugin } from "./exec_process.ts";
 import { pluginEnv } from "./trust.ts";
 
 /** A plugin that has not answered after this long is killed: one that waits for a login it
@@ -57,6 +59,8 @@ export interface ExecCredentialsOptions {
   cluster: () => ExecClusterInfo;
   /** Clock. Default: `Date.now`. */
   now?: () => number;
+  /** A run not over after this long is killed. Default: {@linkcode EXEC_TIMEOUT_MS}. */
+  timeoutMs?: number;
 }
 
 /** A plugin that failed: its message is the one line to log. */
@@ -76,6 +80,7 @@ export class ExecCredentials {
   #cached?: ExecCredential;
   #obtainedAt = 0;
   #pending?: Promise<ExecCredential>;
+  #closed = new AbortController();
   /** Runs so far. */
   runs = 0;
 
@@ -104,15 +109,30 @@ export class ExecCredentials {
     }
   }
 
+  /** Kills a running plugin (the sidecar stops), and any later one at once. */
+  close(): void {
+    this.#closed.abort();
+  }
+
   async #run(): Promise<ExecCredential> {
     this.runs++;
     const cfg = this.#config;
     const out = await this.#spawn();
-    if (!out.success) {
-      const said = lastLine(new TextDecoder().decode(out.stderr));
+    const timeoutMs = this.#o.timeoutMs ?? EXEC_TIMEOUT_MS;
+    if (out.timedOut) {
+      throw this.#error(
+        `gave no answer within ${timeoutMs / 1000} s and was killed; if it waits for a login, ` +
+          "log in with it beforehand",
+      );
+    }
+    if (out.tooLong) {
+      throw this.#error(`printed more than ${MAX_STDOUT_BYTES} bytes and was killed`);
+    }
+    if (out.code !== 0 || out.signal) {
+      const said = lastLine(out.stderr);
       throw this.#error(
         out.signal
-          ? `killed by ${out.signal}${out.signal === "SIGTERM" ? " (no answer in time)" : ""}`
+          ? `killed by ${out.signal}`
           : `exited with code ${out.code}${said ? `: ${said}` : ""}`,
       );
     }
@@ -123,20 +143,17 @@ export class ExecCredentials {
     return credential;
   }
 
-  async #spawn(): Promise<Deno.CommandOutput> {
+  async #spawn(): Promise<PluginOutput> {
     const cfg = this.#config;
     const info = { kind: "ExecCredential", apiVersion: cfg.apiVersion, spec: this.#spec() };
     try {
-      return await new Deno.Command(cfg.command, {
+      return await runPlugin(cfg.command, {
         args: cfg.args,
         // The sidecar's environment as it was before the root store was narrowed (lib/trust.ts).
-        clearEnv: true,
         env: { ...pluginEnv(), ...cfg.env, KUBERNETES_EXEC_INFO: JSON.stringify(info) },
-        stdin: "null",
-        stdout: "piped",
-        stderr: "piped",
-        signal: AbortSignal.timeout(EXEC_TIMEOUT_MS),
-      }).output();
+        timeoutMs: this.#o.timeoutMs ?? EXEC_TIMEOUT_MS,
+        signal: this.#closed.signal,
+      });
     } catch (e) {
       if (e instanceof Deno.errors.NotFound) {
         const hint = cfg.installHint?.replace(/\s+/g, " ").trim();

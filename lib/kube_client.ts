@@ -124,7 +124,17 @@ function inCluster(host: string, port: string, options: ConnectOptions): KubeCon
     namespace,
     fetch(path, init = {}) {
       const headers = new Headers(init.headers);
-      headers.set("Authorization", `Bearer ${currentToken()}`);
+      try {
+        headers.set("Authorization", `Bearer ${currentToken()}`);
+      } catch {
+        // Deno's message quotes the value, which is the token: name the file instead.
+        return Promise.reject(
+          new Error(
+            `Cannot send the Authorization header: the token in ${dir}/token is not a valid ` +
+              "HTTP header value (a line break, or a character beyond Latin-1)",
+          ),
+        );
+      }
       return fetch(`https://${h}:${port}${path}`, { ...init, headers, client });
     },
     unauthorized() {

@@ -79,7 +79,8 @@ export class KubeCredentials {
     if (token) headers.push(["Authorization", `Bearer ${token}`]);
     else if (this.#user.basic) {
       headers.push(["Authorization", basicAuth(this.#user.basic)]);
-    } else if (this.#exec) {
+    } else if (this.#exec && !this.#cert) {
+      // client-go's exec authenticator steps aside for a token, basic auth or a certificate.
       const c = exec = await this.#exec.get();
       if (c.token) headers.push(["Authorization", `Bearer ${c.token}`]);
       if (c.cert) [cert, key] = [c.cert, c.key];
@@ -89,6 +90,18 @@ export class KubeCredentials {
     if (as?.uid) headers.push(["Impersonate-Uid", as.uid]);
     for (const g of as?.groups ?? []) headers.push(["Impersonate-Group", g]);
     return { headers, cert, key, exec };
+  }
+
+  /** Reads the token, certificate and key files now, so a missing one fails the start. */
+  readFiles(): void {
+    this.#tokenFile?.text();
+    this.#cert?.();
+    this.#key?.();
+  }
+
+  /** Kills a running exec plugin: the connection is closed. */
+  close(): void {
+    this.#exec?.close();
   }
 
   /** The server answered 401 (to a request that carried `used`, when known): the token file is

@@ -5,7 +5,8 @@
  * file that gave them, and the chosen context resolved to its cluster and user. Only what the
  * sidecar uses is read. Every error is one ConfigError line naming the file and the field, and
  * never quotes a value of a credential field: a YAML syntax error gives its line and column, not
- * the parser's snippet of the text around it.
+ * the parser's snippet of the text around it, and its warnings are not printed (they quote the
+ * text too).
  *
  * @module
  */
@@ -145,7 +146,7 @@ export async function loadKubeconfig(paths: string, context?: string): Promise<K
 function readDoc(
   file: string,
   several: boolean,
-  parse: (text: string) => unknown,
+  parse: (text: string, options: { logLevel: "error" }) => unknown,
 ): Obj | undefined {
   let text: string;
   try {
@@ -158,7 +159,9 @@ function readDoc(
   }
   let doc: unknown;
   try {
-    doc = parse(text);
+    // Errors only: the parser prints its warnings (an unknown tag or directive) to stderr with
+    // the text around them, which may be a token.
+    doc = parse(text, { logLevel: "error" });
   } catch (e) {
     // The parser's message quotes the text around the error, which may be a token: say where.
     const { linePos, code } = e as { linePos?: { line: number; col: number }[]; code?: string };

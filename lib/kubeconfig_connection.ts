@@ -8,6 +8,7 @@
  *
  * @module
  */
+import { ConfigError } from "./config.ts";
 import type { KubeConnection } from "./kube_client.ts";
 import { KubeCredentials, pemReader } from "./kube_credentials.ts";
 import { type Kubeconfig, loadKubeconfig } from "./kubeconfig.ts";
@@ -41,6 +42,13 @@ export function kubeconfigConnection(
     proxyUrl: cluster.proxyUrl,
     config: cluster.execExtension,
   }));
+  try {
+    // A file named but missing is a mistake to say at start, as kubectl does, not per request.
+    ca?.();
+    credentials.readFiles();
+  } catch (e) {
+    throw new ConfigError((e as Error).message);
+  }
   const https = cluster.server.startsWith("https:");
   // A kubeconfig that names a CA trusts only it (as kubectl); one without keeps the platform's.
   if (https && ca) trustOnlyGivenCAs();
@@ -81,7 +89,19 @@ export function kubeconfigConnection(
     async fetch(path, init = {}) {
       const creds = await credentials.current();
       const headers = new Headers(init.headers);
-      for (const [k, v] of creds.headers) headers.append(k, v);
+      for (const [k, v] of creds.headers) {
+        try {
+          headers.append(k, v);
+        } catch {
+          // Deno's message quotes the value, which is a credential (say, a tokenFile pointed at
+          // a key): name it instead.
+          throw new Error(
+            `Cannot send the ${k} header of user ${JSON.stringify(kc.user.name)} in kubeconfig ` +
+              `${kc.where}: its value is not a valid HTTP header value (a line break, or a ` +
+              "character beyond Latin-1); check the user's token, tokenFile or exec plugin",
+          );
+        }
+      }
       const c = clientFor(creds.cert, creds.key);
       const response = await fetch(`${cluster.server}${path}`, { ...init, headers, client: c });
       // As client-go's round trippers: a 401 renews what this request carried, at once.
@@ -96,6 +116,7 @@ export function kubeconfigConnection(
       client = undefined;
     },
     close() {
+      credentials.close();
       client?.close();
       client = undefined;
     },

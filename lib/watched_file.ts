@@ -4,8 +4,8 @@
  * read again only when that changed or {@linkcode WatchedFile.invalidate} was called. Used for
  * the kubeconfig's CA, client certificate and key (rotated on disk by cert-manager or a
  * kubelet-like agent) and its tokenFile (re-read at most once a minute and after a 401, as
- * client-go does). A file that cannot be read after it once was keeps its last text (it may be
- * mid-rewrite); one never read is an error naming the file and the field, never its content.
+ * client-go does). A file that cannot be read, or is empty, after it once was read keeps its
+ * last text (it may be mid-rewrite); one never read is an error naming the file and the field, never its content.
  *
  * @module
  */
@@ -50,6 +50,12 @@ export class WatchedFile {
       if (this.#text !== undefined && identity === this.#identity) return this.#text;
       const text = Deno.readTextFileSync(this.path);
       this.reads++;
+      if (text === "" && this.#text !== undefined) {
+        // Truncated and not yet written (`kubectl create token sa > token`): keep the last text
+        // and look again at the next call, not an interval later.
+        this.#checkedAt = -Infinity;
+        return this.#text;
+      }
       this.#text = text;
       this.#identity = identity;
       return text;

@@ -460,3 +460,62 @@ Deno.test(
     });
   },
 );
+
+/** Asserts that no 8 characters in a row of any of `secrets` appear in `text`. */
+function assertNoPartOf(text: string, secrets: string[]): void {
+  for (const secret of secrets) {
+    for (let i = 0; i + 8 <= secret.length; i++) {
+      const part = secret.slice(i, i + 8);
+      assert.ok(!text.includes(part), `a part of a credential (${part}) is in the log`);
+    }
+  }
+}
+
+Deno.test(
+  "no token ever reaches the log, at debug level, through a 401, a plugin run again and a token that never works again",
+  T,
+  async () => {
+    const ns = await webNamespace("nolog");
+    const sa = uniqueName("nolog");
+    await createServiceAccount(ns, sa, { rules: DISCOVERY_RULES });
+    const token = await mintToken(ns, sa);
+    const plugin = await execPlugin();
+    await plugin.setToken(token);
+    const proxy = await createProxy();
+    await withTempDir(async (dir) => {
+      // Two users: one by exec plugin, one by a token written in the kubeconfig.
+      await writeKubeconfigObject(
+        `${dir}/exec`,
+        kubeconfigObject({ exec: plugin.exec }, { server: proxy.url, namespace: ns }),
+      );
+      await writeKubeconfigObject(
+        `${dir}/static`,
+        kubeconfigObject({ token }, { server: proxy.url, namespace: ns }),
+      );
+      const args = ["--service-name=web", "--log-level=debug"];
+      const execSidecar = await spawnSidecar({
+        denoFlags: START_PERMISSIONS,
+        args: [...args, `--kubeconfig=${dir}/exec`],
+      });
+      const staticSidecar = await spawnSidecar({ args: [...args, `--kubeconfig=${dir}/static`] });
+      let next = "";
+      try {
+        await waitFor(async () => (await ready(execSidecar)).length === 1);
+        await waitFor(async () => (await ready(staticSidecar)).length === 1);
+        next = await recreateServiceAccount(ns, sa, token);
+        await plugin.setToken(next);
+        await proxy.cut();
+        await servesAChangeMadeNow(execSidecar, ns);
+        // The static token is refused from now on: the 401s it gets are logged, not it.
+        await staticSidecar.waitLog((l) => /401|nauthorized/.test(JSON.stringify(l)));
+      } finally {
+        await execSidecar.stop();
+        await staticSidecar.stop();
+        await proxy.close();
+        await plugin.remove();
+      }
+      assert.ok(execSidecar.logs.length > 5 && staticSidecar.logs.length > 5, "they logged");
+      assertNoPartOf(execSidecar.stderr() + staticSidecar.stderr(), [token, next]);
+    });
+  },
+);

@@ -162,3 +162,81 @@ Deno.test("a missing plugin is one line with its installHint on one line", async
     });
   });
 });
+
+/** `fn`'s outcome, or "still waiting" after `ms`. */
+async function within<R>(ms: number, fn: () => Promise<R>): Promise<R | string> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const late = new Promise<string>((r) => timer = setTimeout(() => r(`still waiting`), ms));
+  try {
+    return await Promise.race([fn(), late]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/** The message of `p`'s rejection, or "resolved". */
+function failure(p: Promise<unknown>): Promise<string> {
+  return p.then(() => "resolved", (e) => (e as Error).message);
+}
+
+for (
+  const [what, script] of [
+    ["ignores SIGTERM", "trap '' TERM; sleep 10"],
+    ["waits on a child that holds its output", "sleep 10; echo never"],
+  ] as const
+) {
+  Deno.test(`a plugin that ${what} is killed at the timeout: one line, and the sidecar is not held`, async () => {
+    await withPlugin(async (_dir, config) => {
+      const c = new ExecCredentials({ ...config, command: "sh", args: ["-c", script] }, {
+        user: "u",
+        kubeconfig: "k",
+        cluster: () => ({ server: "https://h:1" }),
+        timeoutMs: 300,
+      });
+      const said = await within(5_000, () => failure(c.get()));
+      assert.match(
+        said,
+        /exec plugin "sh" of user "u" in kubeconfig k: gave no answer within 0\.3 s/,
+      );
+    });
+  });
+}
+
+Deno.test("a plugin that answers and leaves a process holding its output is not waited for", async () => {
+  await withPlugin(async (dir, config) => {
+    const answer = JSON.stringify({
+      apiVersion: V1,
+      kind: "ExecCredential",
+      status: { token: "t" },
+    });
+    const script = `echo '${answer}'; sleep 30 & echo $! > ${dir}/left; exit 0`;
+    const c = credentials({ ...config, command: "sh", args: ["-c", script] }, { t: 0 });
+    try {
+      const got = await within(5_000, () => c.get().then((x) => x.token));
+      assert.equal(got, "t");
+    } finally {
+      Deno.kill(Number(await Deno.readTextFile(`${dir}/left`)), "SIGKILL");
+    }
+  });
+});
+
+Deno.test("a plugin that prints without end is killed once it printed 1 MiB: one line, nothing more held", async () => {
+  await withPlugin(async (_dir, config) => {
+    const script = "head -c 50000000 /dev/zero";
+    const c = credentials({ ...config, command: "sh", args: ["-c", script] }, { t: 0 });
+    assert.match(await failure(c.get()), /printed more than 1048576 bytes and was killed$/);
+  });
+});
+
+Deno.test("closing the credentials kills a plugin still running: the stopping sidecar leaves none behind", async () => {
+  await withPlugin(async (dir, config) => {
+    const script = `echo $$ > ${dir}/pid; exec sleep 10`;
+    const c = credentials({ ...config, command: "sh", args: ["-c", script] }, { t: 0 });
+    const got = failure(c.get());
+    await new Promise((r) => setTimeout(r, 300));
+    c.close();
+    assert.match(String(await within(3_000, () => got)), /killed by SIGTERM/);
+    const pid = Number(await Deno.readTextFile(`${dir}/pid`));
+    assert.throws(() => Deno.kill(pid, 0), "the plugin is gone");
+  });
+});

@@ -445,3 +445,281 @@ Deno.test(
     ]]);
   },
 );
+
+Deno.test(
+  "a kubeconfig the YAML parser only warns about (an unknown tag or directive beside a token) prints no part of the token",
+  T,
+  async () => {
+    const token = "kpd" + crypto.randomUUID().replaceAll("-", "") + "Zq9";
+    const root = new URL("../../", import.meta.url).pathname;
+    // A child process: the parser's warnings go to the process's stderr, not to an exception.
+    const script = `import { loadKubeconfig } from "./lib/kubeconfig.ts";
+      await loadKubeconfig(Deno.args[0]).then(() => console.log("loaded"), (e) => console.log(e.message));`;
+    for (
+      const text of [
+        `current-context: c\nclusters: [{name: k, cluster: {server: "https://x"}}]\n` +
+        `contexts: [{name: c, context: {cluster: k, user: u}}]\n` +
+        `users:\n- name: u\n  user:\n    token: !secret ${token}\n`,
+        `%FOO ${token}\n---\ncurrent-context: c\n`,
+      ]
+    ) {
+      await inTempDir(async (dir) => {
+        await Deno.writeTextFile(`${dir}/config`, text);
+        const out = await new Deno.Command(Deno.execPath(), {
+          args: ["eval", "--ext=ts", script, `${dir}/config`],
+          cwd: root,
+          stdin: "null",
+        }).output();
+        const said = new TextDecoder().decode(out.stdout) + new TextDecoder().decode(out.stderr);
+        assert.ok(said.trim() !== "", "it said something");
+        for (let i = 0; i + 4 <= token.length; i++) {
+          assert.ok(!said.includes(token.slice(i, i + 4)), `token part in: ${said}`);
+        }
+      });
+    }
+  },
+);
+
+Deno.test(
+  "a token that is no valid header value (a tokenFile of two lines) fails the request with a line that quotes no part of it",
+  T,
+  async () => {
+    const secret = "kpd" + crypto.randomUUID().replaceAll("-", "") + "Zq9";
+    const server = authServer();
+    try {
+      await inTempDir(async (dir) => {
+        // A tokenFile pointed at the wrong file: a key, a kubeconfig, two tokens.
+        await Deno.writeTextFile(`${dir}/token`, `first line\n${secret}\n`);
+        await Deno.writeTextFile(
+          `${dir}/config`,
+          JSON.stringify({
+            "current-context": "c",
+            contexts: [{ name: "c", context: { cluster: "k", user: "u" } }],
+            clusters: [{
+              name: "k",
+              cluster: {
+                server: `https://127.0.0.1:${server.port}`,
+                "certificate-authority": new URL("testdata/tls-ca.crt", import.meta.url).pathname,
+              },
+            }],
+            users: [{ name: "u", user: { tokenFile: `${dir}/token` } }],
+          }),
+        );
+        const conn = await connect({ kubeconfig: `${dir}/config`, serviceAccountDir: "/x" });
+        try {
+          await assert.rejects(conn.fetch("/version"), (e: unknown) => {
+            const message = (e as Error).message;
+            assert.match(message, /Authorization.*user "u".*not a valid HTTP header value/);
+            for (let i = 0; i + 4 <= secret.length; i++) {
+              assert.ok(!message.includes(secret.slice(i, i + 4)), `token part in: ${message}`);
+            }
+            return true;
+          });
+        } finally {
+          conn.close();
+        }
+      });
+    } finally {
+      await server.stop();
+    }
+    assert.deepEqual(server.seen, [], "nothing was sent");
+  },
+);
+
+Deno.test(
+  "in a cluster, a token file that is no valid header value fails the request with a line that quotes no part of it",
+  T,
+  async () => {
+    const secret = "kpd" + crypto.randomUUID().replaceAll("-", "") + "Zq9";
+    const root = new URL("../../", import.meta.url).pathname;
+    // A child process: connecting in-cluster narrows this process's TLS root store.
+    const script = `import { connect } from "./lib/kube_client.ts";
+      const conn = await connect({ serviceAccountDir: Deno.args[0],
+        env: (n) => ({ KUBERNETES_SERVICE_HOST: "127.0.0.1", KUBERNETES_SERVICE_PORT: "9" })[n] });
+      await conn.fetch("/version").then(() => console.log("sent"), (e) => console.log(e.message));
+      conn.close();`;
+    await inTempDir(async (dir) => {
+      await Deno.writeTextFile(`${dir}/ca.crt`, CA);
+      await Deno.writeTextFile(`${dir}/token`, `first line\n${secret}\n`);
+      const out = await new Deno.Command(Deno.execPath(), {
+        args: ["eval", "--ext=ts", script, dir],
+        cwd: root,
+        stdin: "null",
+      }).output();
+      const said = new TextDecoder().decode(out.stdout) + new TextDecoder().decode(out.stderr);
+      assert.match(said, /Authorization.*not a valid HTTP header value/);
+      for (let i = 0; i + 4 <= secret.length; i++) {
+        assert.ok(!said.includes(secret.slice(i, i + 4)), `token part in: ${said}`);
+      }
+    });
+  },
+);
+
+/** Open file descriptors of this process (sockets, pipes, files). */
+function openFds(): number {
+  return [...Deno.readDirSync("/proc/self/fd")].length;
+}
+
+/** The child processes of this process, exited ones not yet reaped included. */
+function children(): string[] {
+  return [...Deno.readDirSync("/proc/self/task")].flatMap((t) =>
+    Deno.readTextFileSync(`/proc/self/task/${t.name}/children`).split(" ").filter((p) => p)
+  );
+}
+
+Deno.test(
+  "a hundred connections, each running its exec plugin (answering, failing or printing garbage), fetching, reset and closed, leave no descriptor, process or timer behind",
+  async () => {
+    const server = authServer();
+    server.accepted.add("first");
+    const rounds = 100;
+    try {
+      await inTempDir(async (dir) => {
+        await Deno.writeTextFile(`${dir}/token`, "first");
+        await Deno.writeTextFile(
+          `${dir}/config`,
+          JSON.stringify({
+            "current-context": "c",
+            contexts: [{ name: "c", context: { cluster: "k", user: "u" } }],
+            clusters: [{
+              name: "k",
+              cluster: {
+                server: `https://127.0.0.1:${server.port}`,
+                "certificate-authority": new URL("testdata/tls-ca.crt", import.meta.url).pathname,
+              },
+            }],
+            users: [{
+              name: "u",
+              user: {
+                exec: {
+                  apiVersion: "client.authentication.k8s.io/v1",
+                  command: new URL("../support/exec_plugin.sh", import.meta.url).pathname,
+                  args: ["client.authentication.k8s.io/v1"],
+                  env: [{ name: "KPD_PLUGIN_DIR", value: dir }],
+                  interactiveMode: "Never",
+                },
+              },
+            }],
+          }),
+        );
+        const round = async (i: number) => {
+          const mode = ["token", "fail", "token", "garbage"][i % 4];
+          await Deno.writeTextFile(`${dir}/mode`, mode);
+          const conn = await connect({ kubeconfig: `${dir}/config`, serviceAccountDir: "/x" });
+          try {
+            const r = await conn.fetch("/version").catch((e: Error) => e);
+            if (mode === "token") {
+              assert.equal((r as Response).status, 200);
+              await (r as Response).body?.cancel();
+            } else assert.match(String(r), /exec plugin/);
+            if (i % 3 === 0) conn.reset();
+            if (i % 5 === 0) await (await conn.fetch("/version").catch(() => undefined))?.text();
+          } finally {
+            conn.close();
+          }
+        };
+        // The first rounds open what stays open for good (the runtime's own descriptors).
+        for (let i = 0; i < 8; i++) await round(i);
+        const before = openFds();
+        for (let i = 8; i < rounds; i++) await round(i);
+        // Closed clients drop their pooled connections a moment later.
+        await new Promise((r) => setTimeout(r, 200));
+        const after = openFds();
+        assert.ok(after - before <= 4, `descriptors: ${before} before, ${after} after`);
+        assert.deepEqual(children(), [], "no plugin process left, running or unreaped");
+        const runs = (await Deno.readTextFile(`${dir}/runs`)).trim().split("\n").length;
+        assert.ok(runs >= rounds, `the plugin ran ${runs} times`);
+      });
+    } finally {
+      await server.stop();
+    }
+  },
+);
+
+Deno.test(
+  "a user with a client certificate and an exec plugin uses the certificate and never runs the plugin, as client-go",
+  T,
+  async () => {
+    const server = authServer();
+    const pem = (f: string) => Deno.readTextFileSync(new URL(`testdata/${f}`, import.meta.url));
+    try {
+      await inTempDir(async (dir) => {
+        await Deno.writeTextFile(`${dir}/token`, "first");
+        await Deno.writeTextFile(
+          `${dir}/config`,
+          JSON.stringify({
+            "current-context": "c",
+            contexts: [{ name: "c", context: { cluster: "k", user: "u" } }],
+            clusters: [{
+              name: "k",
+              cluster: {
+                server: `https://127.0.0.1:${server.port}`,
+                "certificate-authority": new URL("testdata/tls-ca.crt", import.meta.url).pathname,
+              },
+            }],
+            users: [{
+              name: "u",
+              user: {
+                "client-certificate-data": btoa(pem("tls-server.crt")),
+                "client-key-data": btoa(pem("tls-server.key")),
+                exec: {
+                  apiVersion: "client.authentication.k8s.io/v1",
+                  command: new URL("../support/exec_plugin.sh", import.meta.url).pathname,
+                  args: ["client.authentication.k8s.io/v1"],
+                  env: [{ name: "KPD_PLUGIN_DIR", value: dir }],
+                  interactiveMode: "Never",
+                },
+              },
+            }],
+          }),
+        );
+        const conn = await connect({ kubeconfig: `${dir}/config`, serviceAccountDir: "/x" });
+        try {
+          await (await conn.fetch("/version")).body?.cancel();
+        } finally {
+          conn.close();
+        }
+        assert.equal(await Deno.readTextFile(`${dir}/runs`).catch(() => ""), "", "never ran");
+      });
+    } finally {
+      await server.stop();
+    }
+    assert.deepEqual(server.seen, [""], "no bearer token sent");
+  },
+);
+
+for (
+  const [field, user, cluster] of [
+    ["certificate-authority", { token: "t" }, { "certificate-authority": "missing.crt" }],
+    ["client-key", { "client-certificate-data": "eA==", "client-key": "missing.key" }, {}],
+    ["tokenFile", { tokenFile: "missing-token" }, {}],
+  ] as const
+) {
+  Deno.test(
+    `a kubeconfig whose ${field} file is missing stops the start with one line naming it, as kubectl`,
+    T,
+    async () => {
+      await inTempDir(async (dir) => {
+        await Deno.writeTextFile(
+          `${dir}/config`,
+          JSON.stringify({
+            "current-context": "c",
+            contexts: [{ name: "c", context: { cluster: "k", user: "u" } }],
+            clusters: [{ name: "k", cluster: { server: "https://127.0.0.1:1", ...cluster } }],
+            users: [{ name: "u", user }],
+          }),
+        );
+        await assert.rejects(
+          connect({ kubeconfig: `${dir}/config`, serviceAccountDir: "/x" }),
+          (e: unknown) => {
+            assert.ok(e instanceof ConfigError, String(e));
+            assert.ok(e.message.includes(`${dir}/missing`), e.message);
+            assert.ok(e.message.includes(field), e.message);
+            assert.ok(!e.message.includes("\n"), e.message);
+            return true;
+          },
+        );
+      });
+    },
+  );
+}

@@ -38,3 +38,23 @@ Deno.test("a watched file never read is an error naming the file and its role", 
     /^Error: Cannot read \/nonexistent\/token \(tokenFile of user "u"\): /,
   );
 });
+
+Deno.test("a watched file found empty mid-rewrite (truncated, not yet written) keeps its last text and is looked at again at once", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    const path = `${dir}/token`;
+    await Deno.writeTextFile(path, "old-token");
+    const clock = { t: 0 };
+    const f = new WatchedFile(path, "tokenFile", { intervalMs: 60_000, now: () => clock.t });
+    assert.equal(f.text(), "old-token");
+    // `kubectl create token sa > token`: the shell truncates, then the token is written.
+    await Deno.writeTextFile(path, "");
+    f.invalidate();
+    assert.equal(f.text(), "old-token", "no request goes out without a token");
+    await Deno.writeTextFile(path, "new-token");
+    clock.t += 1;
+    assert.equal(f.text(), "new-token", "read as soon as it is written, not a minute later");
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
