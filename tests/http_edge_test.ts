@@ -257,6 +257,7 @@ Deno.test(
         halfOpen: 3000,
         idle: 3000,
         holdMs: 15_000,
+        refusedWithinMs: (headerS - 0.5) * 1000,
       });
       await sleep(2_000);
       // The Service changes during the flood: the Pod's own client sees it.
