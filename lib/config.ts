@@ -8,6 +8,7 @@
 import { type AddressRange, parseRange } from "./access.ts";
 import { labelSelectorProblem } from "./label_selector.ts";
 import { LOG_LEVELS, type LogLevel } from "./log.ts";
+import { DEFAULT_MAX_WATCHERS } from "./open_watchers.ts";
 import { canonicalIp } from "./self.ts";
 import type { ConnectionLimits } from "./remote_gate.ts";
 
@@ -157,7 +158,7 @@ export const SETTINGS: Record<string, Setting> = {
     flag: "max-watchers",
     env: [ENV + "MAX_WATCHERS"],
     help: "at most this many SSE streams and blocking queries at once; more get 429",
-    default: "1000",
+    default: String(DEFAULT_MAX_WATCHERS),
   },
   namespace: {
     flag: "namespace",

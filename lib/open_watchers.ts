@@ -6,6 +6,10 @@
  * @module
  */
 
+/** Default of `--max-watchers`: open SSE streams and blocking queries at once. A Pod has a few
+ * clients; the limit bounds a runaway one. */
+export const DEFAULT_MAX_WATCHERS = 1000;
+
 /** Open SSE streams and blocking queries, and SSE streams closed for not reading. */
 export class OpenWatchers {
   /** Open SSE streams. */

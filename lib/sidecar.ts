@@ -18,7 +18,7 @@ import { Metrics } from "./metrics.ts";
 import { OpenWatchers } from "./open_watchers.ts";
 import { shareConnection } from "./shared_connection.ts";
 import { Reflector } from "./reflector.ts";
-import { createHandler, type Handler, type HandlerOptions } from "./routes.ts";
+import { createHandler, type Handler, type HandlerOptions } from "./routes/table.ts";
 import { servePort } from "./listeners.ts";
 import { logIdentity, resolveIdentity } from "./self_identity.ts";
 import { DRAIN_MS } from "./sse.ts";

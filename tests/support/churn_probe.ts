@@ -12,7 +12,7 @@
  * @module
  */
 import type { V1EndpointSlice } from "@kubernetes/client-node";
-import { createApi } from "../../lib/api.ts";
+import { createApi } from "../../lib/routes/v1.ts";
 import { EndpointCache, type Watched } from "../../lib/cache.ts";
 import { HealthRegistry } from "../../lib/health.ts";
 

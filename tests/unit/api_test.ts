@@ -4,7 +4,7 @@ import assert from "node:assert/strict";
 import { EndpointCache, type Watched } from "../../lib/cache.ts";
 import { HealthRegistry, WatchHealth } from "../../lib/health.ts";
 import { sliceFor as slice } from "../support/slices.ts";
-import { createHandler } from "../../lib/routes.ts";
+import { createHandler } from "../../lib/routes/table.ts";
 
 function setup(watched: Watched, primary?: string) {
   const cache = new EndpointCache(new Map([["ns", watched]]));

@@ -2,8 +2,8 @@
  * plain answers, ETags, blocking queries and SSE, and a contradicting identity logged once. */
 import assert from "node:assert/strict";
 import type { V1EndpointSlice } from "@kubernetes/client-node";
-import { createApi } from "../../lib/api.ts";
-import { createHandler } from "../../lib/routes.ts";
+import { createApi } from "../../lib/routes/v1.ts";
+import { createHandler } from "../../lib/routes/table.ts";
 import { EndpointCache, type ServiceView } from "../../lib/cache.ts";
 import { HealthRegistry } from "../../lib/health.ts";
 import type { Logger } from "../../lib/log.ts";

@@ -1,7 +1,7 @@
 /** SSE streams over a cache driven by hand: framing, coalescing, resume, reset and drain. */
 import assert from "node:assert/strict";
 import type { V1EndpointSlice } from "@kubernetes/client-node";
-import { createApi } from "../../lib/api.ts";
+import { createApi } from "../../lib/routes/v1.ts";
 import { EndpointCache, type Watched } from "../../lib/cache.ts";
 import { HealthRegistry } from "../../lib/health.ts";
 import { RETRY_MS } from "../../lib/sse.ts";
