@@ -9,7 +9,6 @@
  *
  * @module
  */
-import type { V1ObjectMeta } from "@kubernetes/client-node";
 import {
   ApiError,
   apiError,
@@ -28,11 +27,8 @@ import { listAll, type ListResult } from "./list_pager.ts";
 import type { KubeConnection } from "./kube_client.ts";
 import { WatchHealth } from "./health.ts";
 import type { Logger } from "./log.ts";
-import { QuietWatch, Watchdog, type WatchEvent, watchEvents } from "./watch_stream.ts";
-
-export { ApiError, explain, isExpired, isForbidden, isUnauthorized } from "./api_error.ts";
-export { BACKOFF_INITIAL_MS, BACKOFF_MAX_MS, BACKOFF_RESET_MS } from "./backoff.ts";
-export { LIST_PAGE_SIZE } from "./list_pager.ts";
+import type { KubeItem, ReflectorStore, WatchEvent } from "./store.ts";
+import { QuietWatch, Watchdog, watchEvents } from "./watch_stream.ts";
 
 /** Watch timeouts are random in this range (s), to spread relists on the API server
  * (client-go's `defaultMinWatchTimeout`, 5 to 10 minutes). */
@@ -78,23 +74,6 @@ export interface ReflectorStats {
   /** When the last event or bookmark arrived, ms since the epoch. */
   lastEventAt?: number;
   lastError?: string;
-}
-
-/** An object the reflector lists and watches: all it reads is the metadata. */
-export interface KubeItem {
-  metadata?: V1ObjectMeta;
-}
-
-/** Where a reflector puts what it lists and watches. */
-export interface ReflectorStore {
-  /** Whether a complete list has been stored. */
-  readonly synced: boolean;
-  /** Replaces everything with a complete list taken at `resourceVersion`. */
-  replace(items: KubeItem[], resourceVersion: string): void;
-  /** Applies an ADDED, MODIFIED or DELETED event. */
-  apply(type: string, item: KubeItem): void;
-  /** A bookmark: the server was heard from, nothing changed. */
-  touch(): void;
 }
 
 /** Options for {@linkcode Reflector}. */

@@ -7,7 +7,8 @@
  *
  * @module
  */
-import { EndpointCache, SERVICE_NAME_LABEL, type Watched } from "./cache.ts";
+import { EndpointCache, SERVICE_NAME_LABEL } from "./cache.ts";
+import type { Watched } from "./selection.ts";
 import { localClients } from "./access.ts";
 import { type Config, ConfigError } from "./config.ts";
 import { HealthRegistry } from "./health.ts";

@@ -11,7 +11,8 @@
  *
  * @module
  */
-import type { ServiceView, ViewSource } from "./cache.ts";
+import type { ViewSource } from "./cache.ts";
+import type { ServiceView } from "./service_view.ts";
 import { sseEvent } from "./sse_frame.ts";
 import type { SseHistory } from "./sse_history.ts";
 

@@ -2,7 +2,8 @@
 import assert from "node:assert/strict";
 import type { V1EndpointSlice } from "@kubernetes/client-node";
 import { createApi } from "../../lib/routes/v1.ts";
-import { EndpointCache, type Watched } from "../../lib/cache.ts";
+import { EndpointCache } from "../../lib/cache.ts";
+import type { Watched } from "../../lib/selection.ts";
 import { HealthRegistry } from "../../lib/health.ts";
 import { RETRY_MS } from "../../lib/sse.ts";
 
