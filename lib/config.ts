@@ -8,7 +8,6 @@
 import { type AddressRange, parseRange } from "./access.ts";
 import { labelSelectorProblem } from "./label_selector.ts";
 import { LOG_LEVELS, type LogLevel } from "./log.ts";
-import { DEFAULT_MAX_WATCHERS } from "./open_watchers.ts";
 import { canonicalIp } from "./self.ts";
 import type { ConnectionLimits } from "./remote_gate.ts";
 
@@ -20,6 +19,10 @@ export const BOOKMARK_PERIOD_S = 60;
  * cost ~40 MB (~40 KB each, a half-open one ~14 KB: README "Security"), which fits beside the
  * ~60 MB idle process well within the examples' 256Mi limit. */
 export const DEFAULT_MAX_REMOTE_CONNECTIONS = 1000;
+
+/** Default of `--max-watchers`: open SSE streams and blocking queries at once. A Pod has a few
+ * clients; the limit bounds a runaway one. */
+export const DEFAULT_MAX_WATCHERS = 1000;
 
 /** Where the pod's service account is mounted by the kubelet. */
 export const DEFAULT_SERVICE_ACCOUNT_DIR = "/var/run/secrets/kubernetes.io/serviceaccount";

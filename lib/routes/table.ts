@@ -11,11 +11,12 @@
  * @module
  */
 import { forbidden, isOpenPath, isProbePath, localClients } from "../access.ts";
+import { DEFAULT_MAX_WATCHERS } from "../config.ts";
 import type { EndpointCache } from "../cache.ts";
 import { HealthRegistry } from "../health.ts";
 import { errorResponse } from "../http_util.ts";
 import type { Metrics } from "../metrics.ts";
-import { DEFAULT_MAX_WATCHERS, OpenWatchers } from "../open_watchers.ts";
+import { OpenWatchers } from "../open_watchers.ts";
 import { type Target, targetOf } from "../request_target.ts";
 import { endpointsRoutes } from "./endpoints.ts";
 import { type GoPattern, goPattern } from "./go_patterns.ts";
