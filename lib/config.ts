@@ -10,6 +10,7 @@ import { labelSelectorProblem } from "./label_selector.ts";
 import { LOG_LEVELS, type LogLevel } from "./log.ts";
 import { canonicalIp } from "./self.ts";
 import type { ConnectionLimits } from "./remote_gate.ts";
+import { WATCH_IDLE_TIMEOUT_MS } from "./watch_stream.ts";
 
 /** The API server's watch bookmark period (s, `defaultBookmarkFrequency` of the cacher): a
  * shorter idle timeout would restart healthy quiet watches. */
@@ -262,7 +263,7 @@ export const SETTINGS: Record<string, Setting> = {
     env: [ENV + "WATCH_IDLE_TIMEOUT"],
     help: "restart a watch silent this long (s), at least 60 (the API server's bookmark " +
       "period); a dead connection is noticed sooner, by a probe after 30 s of silence",
-    default: "90",
+    default: String(WATCH_IDLE_TIMEOUT_MS / 1000),
   },
 };
 

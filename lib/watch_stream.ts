@@ -15,6 +15,9 @@ import type { WatchEvent } from "./store.ts";
 export const PROBE_AFTER_MS = 30_000;
 /** A probe unanswered this long means the connection is dead (client-go's HTTP/2 PingTimeout). */
 export const PROBE_TIMEOUT_MS = 15_000;
+/** Default of `--watch-idle-timeout`: a quiet watch whose connection answers is restarted after
+ * this long. Past the API server's 60 s bookmark period, so a healthy watch never reaches it. */
+export const WATCH_IDLE_TIMEOUT_MS = 90_000;
 
 /** The watch sent nothing for the idle timeout although the connection answers: restart it. */
 export class QuietWatch extends Error {

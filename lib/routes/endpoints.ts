@@ -70,7 +70,7 @@ export function endpointsRoutes(
       const unchanged = notModified(req, headers);
       if (unchanged) return unchanged;
       headers["Content-Type"] = JSON_TYPE;
-      return new Response(view.v1Body, { headers });
+      return new Response(view.endpointsBody, { headers });
     },
     lastUpdated: () => {
       if (!primary) return noPrimary();
