@@ -10,7 +10,7 @@ import { HealthRegistry } from "../../lib/health.ts";
 import type { Logger } from "../../lib/log.ts";
 import type { PodIdentity } from "../../lib/self.ts";
 import { SelfViews } from "../../lib/self_view.ts";
-import { prng } from "../support/history_schedule.ts";
+import { prng } from "../support/history/schedule.ts";
 
 type Pod = { name: string; ip: string; ready?: boolean };
 
