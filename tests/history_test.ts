@@ -10,8 +10,7 @@ import { checkHistory, formatViolations } from "./support/history/checker.ts";
 import { saveHistory } from "./support/history/dump.ts";
 import { runHistory } from "./support/history/run.ts";
 import { seedsFromEnv } from "./support/history/schedule.ts";
-
-const T = { sanitizeOps: false, sanitizeResources: false };
+import { LIVE_TEST as T } from "./support/options.ts";
 
 /** CI: three tenants, 150 changes each (one every 0.3-1.3 s), every fault once (2m46s-3m38s seen). */
 const CI = { tenants: 3, changes: 150, rounds: 1 };
