@@ -27,7 +27,7 @@ function flag(name: string): string | undefined {
 const port = Number(flag("port") ?? "0");
 const bodyFile = flag("body");
 const headersFile = flag("headers");
-// The body as a string, as the sidecar keeps it (ServiceView.v1Body), so both encode per response.
+// The body as a string, as the sidecar keeps it (ServiceView.endpointsBody), so both encode per response.
 const body = bodyFile ? Deno.readTextFileSync(bodyFile) : '{"kind":"Endpoints"}';
 const headers: Record<string, string> = headersFile
   ? JSON.parse(Deno.readTextFileSync(headersFile))

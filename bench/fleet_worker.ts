@@ -20,7 +20,8 @@
  */
 import { connect } from "../lib/kube_client.ts";
 import { createLogger } from "../lib/log.ts";
-import { type KubeItem, Reflector, type ReflectorStore } from "../lib/reflector.ts";
+import { Reflector } from "../lib/reflector.ts";
+import type { KubeItem, ReflectorStore } from "../lib/store.ts";
 
 function flag(name: string, fallback?: string): string {
   const v = Deno.args.find((a) => a.startsWith(`--${name}=`))?.slice(name.length + 3) ?? fallback;

@@ -13,12 +13,9 @@ import { ChangeFeed } from "./change_feed.ts";
 import { compareKeys } from "./endpoints.ts";
 import type { Logger } from "./log.ts";
 import { MergedService, NO_ENDPOINTS } from "./merged_service.ts";
-import type { ReflectorStore } from "./reflector.ts";
+import type { ReflectorStore } from "./store.ts";
 import { Selection, type Watched } from "./selection.ts";
 import { ServiceView } from "./service_view.ts";
-
-export { ServiceView } from "./service_view.ts";
-export type { Watched } from "./selection.ts";
 
 /** The label that ties an EndpointSlice to its Service. */
 export const SERVICE_NAME_LABEL = "kubernetes.io/service-name";

@@ -10,6 +10,7 @@ import { labelSelectorProblem } from "./label_selector.ts";
 import { LOG_LEVELS, type LogLevel } from "./log.ts";
 import { canonicalIp } from "./self.ts";
 import type { ConnectionLimits } from "./remote_gate.ts";
+import { WATCH_IDLE_TIMEOUT_MS } from "./watch_stream.ts";
 
 /** The API server's watch bookmark period (s, `defaultBookmarkFrequency` of the cacher): a
  * shorter idle timeout would restart healthy quiet watches. */
@@ -19,6 +20,10 @@ export const BOOKMARK_PERIOD_S = 60;
  * cost ~40 MB (~40 KB each, a half-open one ~14 KB: README "Security"), which fits beside the
  * ~60 MB idle process well within the examples' 256Mi limit. */
 export const DEFAULT_MAX_REMOTE_CONNECTIONS = 1000;
+
+/** Default of `--max-watchers`: open SSE streams and blocking queries at once. A Pod has a few
+ * clients; the limit bounds a runaway one. */
+export const DEFAULT_MAX_WATCHERS = 1000;
 
 /** Where the pod's service account is mounted by the kubelet. */
 export const DEFAULT_SERVICE_ACCOUNT_DIR = "/var/run/secrets/kubernetes.io/serviceaccount";
@@ -157,7 +162,7 @@ export const SETTINGS: Record<string, Setting> = {
     flag: "max-watchers",
     env: [ENV + "MAX_WATCHERS"],
     help: "at most this many SSE streams and blocking queries at once; more get 429",
-    default: "1000",
+    default: String(DEFAULT_MAX_WATCHERS),
   },
   namespace: {
     flag: "namespace",
@@ -258,7 +263,7 @@ export const SETTINGS: Record<string, Setting> = {
     env: [ENV + "WATCH_IDLE_TIMEOUT"],
     help: "restart a watch silent this long (s), at least 60 (the API server's bookmark " +
       "period); a dead connection is noticed sooner, by a probe after 30 s of silence",
-    default: "90",
+    default: String(WATCH_IDLE_TIMEOUT_MS / 1000),
   },
 };
 

@@ -147,7 +147,7 @@ interface V1Address {
   targetRef?: V1ObjectReference;
 }
 
-/** The v1 Endpoints object (the seed's JSON shape). */
+/** The v1 Endpoints object (the Go service's JSON shape). */
 export interface V1EndpointsShape {
   kind: "Endpoints";
   apiVersion: "v1";

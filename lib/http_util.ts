@@ -1,10 +1,9 @@
 /**
  * The few HTTP helpers the routes need, since `jsr:@std/http` cannot be fetched here: JSON and
- * error responses, ETag matching for `If-None-Match`.
+ * error and plain-text responses, ETag matching for `If-None-Match`.
  *
  * @module
  */
-import { isoTime } from "./iso_time.ts";
 
 /** The Content-Type of every JSON answer. */
 export const JSON_TYPE = "application/json; charset=utf-8";
@@ -39,23 +38,7 @@ export function etagMatches(ifNoneMatch: string | null, etag: string): boolean {
   return ifNoneMatch.split(",").some((t) => t.trim().replace(/^W\//, "") === bare);
 }
 
-/** The last moment turned into text, and that text: requests in the same millisecond (most of
- * them, under load) share it. */
-let isoAt = NaN;
-let isoText = "";
-
-/**
- * Adds the staleness headers of a view known current at `at` (ms; nothing before the first
- * complete list): `X-Discovery-Last-Updated` and `X-Discovery-Age-Seconds` at `now`.
- */
-export function addStaleness(
-  headers: Record<string, string>,
-  at: number | undefined,
-  now: number,
-): Record<string, string> {
-  if (at === undefined || !Number.isFinite(at) || at <= 0) return headers;
-  if (at !== isoAt) [isoAt, isoText] = [at, isoTime(at)];
-  headers["X-Discovery-Last-Updated"] = isoText;
-  headers["X-Discovery-Age-Seconds"] = String(Math.max(0, Math.floor((now - at) / 1000)));
-  return headers;
+/** A `text/plain` answer (200). */
+export function textResponse(body: string): Response {
+  return new Response(body, { headers: { "Content-Type": "text/plain; charset=utf-8" } });
 }

@@ -8,7 +8,7 @@
  * @module
  */
 import { apiError, isExpired } from "./api_error.ts";
-import type { KubeItem } from "./reflector.ts";
+import type { KubeItem } from "./store.ts";
 
 /** Page size of a paginated list; the watch cache answers `resourceVersion=0` whole anyway. */
 export const LIST_PAGE_SIZE = 500;

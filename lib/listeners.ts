@@ -12,7 +12,7 @@
  */
 import type { Logger } from "./log.ts";
 import { type ConnectionLimits, RemoteGate } from "./remote_gate.ts";
-import type { Handler } from "./routes.ts";
+import type { Handler } from "./routes/table.ts";
 
 /** The running sockets of one port. */
 export interface PortServer {

@@ -9,7 +9,6 @@
  *
  * @module
  */
-import type { V1ObjectMeta } from "@kubernetes/client-node";
 import {
   ApiError,
   apiError,
@@ -28,11 +27,15 @@ import { listAll, type ListResult } from "./list_pager.ts";
 import type { KubeConnection } from "./kube_client.ts";
 import { WatchHealth } from "./health.ts";
 import type { Logger } from "./log.ts";
-import { QuietWatch, Watchdog, type WatchEvent, watchEvents } from "./watch_stream.ts";
-
-export { ApiError, explain, isExpired, isForbidden, isUnauthorized } from "./api_error.ts";
-export { BACKOFF_INITIAL_MS, BACKOFF_MAX_MS, BACKOFF_RESET_MS } from "./backoff.ts";
-export { LIST_PAGE_SIZE } from "./list_pager.ts";
+import type { KubeItem, ReflectorStore, WatchEvent } from "./store.ts";
+import {
+  PROBE_AFTER_MS,
+  PROBE_TIMEOUT_MS,
+  QuietWatch,
+  WATCH_IDLE_TIMEOUT_MS,
+  Watchdog,
+  watchEvents,
+} from "./watch_stream.ts";
 
 /** Watch timeouts are random in this range (s), to spread relists on the API server
  * (client-go's `defaultMinWatchTimeout`, 5 to 10 minutes). */
@@ -80,23 +83,6 @@ export interface ReflectorStats {
   lastError?: string;
 }
 
-/** An object the reflector lists and watches: all it reads is the metadata. */
-export interface KubeItem {
-  metadata?: V1ObjectMeta;
-}
-
-/** Where a reflector puts what it lists and watches. */
-export interface ReflectorStore {
-  /** Whether a complete list has been stored. */
-  readonly synced: boolean;
-  /** Replaces everything with a complete list taken at `resourceVersion`. */
-  replace(items: KubeItem[], resourceVersion: string): void;
-  /** Applies an ADDED, MODIFIED or DELETED event. */
-  apply(type: string, item: KubeItem): void;
-  /** A bookmark: the server was heard from, nothing changed. */
-  touch(): void;
-}
-
 /** Options for {@linkcode Reflector}. */
 export interface ReflectorOptions {
   /** Namespace whose objects are watched. */
@@ -110,11 +96,11 @@ export interface ReflectorOptions {
   connection: KubeConnection & { onReset?: (listener: () => void) => () => void };
   log: Logger;
   /** Restart a watch that sent nothing this long although its connection answers (ms).
-   * Default 90 s (bookmarks come every 60 s). */
+   * Default {@linkcode WATCH_IDLE_TIMEOUT_MS} (bookmarks come every 60 s). */
   idleTimeoutMs?: number;
-  /** Silence before the connection is probed (ms). Default 30 s (see watch_stream.ts). */
+  /** Silence before the connection is probed (ms). Default {@linkcode PROBE_AFTER_MS}. */
   probeAfterMs?: number;
-  /** How long a probe may take (ms). Default 15 s. */
+  /** How long a probe may take (ms). Default {@linkcode PROBE_TIMEOUT_MS}. */
   probeTimeoutMs?: number;
   /** Try a streaming list first. Default true; it falls back by itself where not offered. */
   streamingList?: boolean;
@@ -162,9 +148,9 @@ export class Reflector {
   constructor(store: ReflectorStore, options: ReflectorOptions) {
     this.#store = store;
     this.#o = {
-      idleTimeoutMs: 90_000,
-      probeAfterMs: 30_000,
-      probeTimeoutMs: 15_000,
+      idleTimeoutMs: WATCH_IDLE_TIMEOUT_MS,
+      probeAfterMs: PROBE_AFTER_MS,
+      probeTimeoutMs: PROBE_TIMEOUT_MS,
       streamingList: true,
       initialEventsQuietMs: INITIAL_EVENTS_QUIET_MS,
       sleep: abortableSleep,

@@ -6,7 +6,7 @@
  *
  * @module
  */
-import type { KubeItem, ReflectorStore } from "./reflector.ts";
+import type { KubeItem, ReflectorStore } from "./store.ts";
 
 /** Names spelled out when describing what is watched: an error line stays one readable line. */
 const MAX_NAMES_DESCRIBED = 10;

@@ -12,7 +12,7 @@
  *
  * @module
  */
-import type { EndpointCache, ServiceView, ViewSource } from "./cache.ts";
+import type { EndpointCache, ViewSource } from "./cache.ts";
 import { ChangeFeed } from "./change_feed.ts";
 import type { EndpointView } from "./endpoints.ts";
 import type { Logger } from "./log.ts";
@@ -27,7 +27,7 @@ import {
   type SelfState,
   selfState,
 } from "./self.ts";
-import { ServiceView as View } from "./service_view.ts";
+import { ServiceView } from "./service_view.ts";
 
 /** This Pod in one view. */
 export interface SelfInfo {
@@ -183,7 +183,7 @@ export class SelfViews {
         return { view, info: { state, endpoints, peers: before.info.peers }, at };
       }
     }
-    const peers = own.size === 0 ? view : new View(view, {
+    const peers = own.size === 0 ? view : new ServiceView(view, {
       resourceVersion: view.resourceVersion,
       endpoints: rest,
       index: view.index,

@@ -1,6 +1,6 @@
 /**
  * One Service's endpoints at one point in time ({@linkcode ServiceView}), immutable, with the
- * serialized v1 body made once, and the one count of ready, serving and terminating endpoints
+ * serialized v1 Endpoints body made once, and the one count of ready, serving and terminating endpoints
  * that the API and the metrics both read.
  *
  * @module
@@ -29,7 +29,7 @@ export class ServiceView {
   /** True for a tombstone: the Service left the view (no longer selected, or gone), at `index`;
    * listeners get it once, readers never see it as a current view. */
   readonly removed: boolean;
-  #v1Body?: string;
+  #endpointsBody?: string;
 
   /** Makes a view; `index` defaults to the number in `resourceVersion`. */
   constructor(
@@ -53,9 +53,10 @@ export class ServiceView {
     this.changedAt = state.changedAt ?? Date.now();
   }
 
-  /** The v1 Endpoints JSON body, serialized on first use and kept. */
-  get v1Body(): string {
-    return this.#v1Body ??= JSON.stringify(renderV1Endpoints(
+  /** The body in the Kubernetes v1 Endpoints shape (what `/endpoints` serves), serialized on
+   * first use and kept. */
+  get endpointsBody(): string {
+    return this.#endpointsBody ??= JSON.stringify(renderV1Endpoints(
       { name: this.name, namespace: this.namespace, resourceVersion: this.resourceVersion },
       this.endpoints,
     ));

@@ -11,7 +11,9 @@
  *
  * @module
  */
-import type { ServiceView, ViewSource } from "./cache.ts";
+import type { ViewSource } from "./cache.ts";
+import type { ServiceView } from "./service_view.ts";
+import { sseEvent } from "./sse_frame.ts";
 import type { SseHistory } from "./sse_history.ts";
 
 /** Comment line sent when nothing else was, so proxies keep an idle stream open. */
@@ -54,15 +56,6 @@ const HEARTBEAT = encoder.encode(": heartbeat\n\n");
 
 /** The event types a view is sent as. */
 export type EventType = "snapshot" | "update" | "removed";
-
-/** One SSE event in wire format. */
-export function sseEvent(event: { event?: string; id?: string | number; data: string }): string {
-  let out = "";
-  if (event.event) out += `event: ${event.event}\n`;
-  if (event.id !== undefined) out += `id: ${event.id}\n`;
-  for (const line of event.data.split("\n")) out += `data: ${line}\n`;
-  return out + "\n";
-}
 
 /** Why a stream ended. */
 export type CloseReason = "client" | "shutdown" | "slow";

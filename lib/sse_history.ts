@@ -7,7 +7,8 @@
  *
  * @module
  */
-import type { EndpointCache, ServiceView } from "./cache.ts";
+import type { EndpointCache } from "./cache.ts";
+import type { ServiceView } from "./service_view.ts";
 
 /**
  * Tombstones kept for replay. A removal is a few hundred bytes; past this many the oldest are

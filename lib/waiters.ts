@@ -10,7 +10,8 @@
  *
  * @module
  */
-import type { ServiceView, ViewSource } from "./cache.ts";
+import type { ViewSource } from "./cache.ts";
+import type { ServiceView } from "./service_view.ts";
 
 /** How often deadlines are checked: a wait is 1 s to 10 min plus up to 1/16 of jitter, so a
  * quarter second late is within what the client already accepts. */

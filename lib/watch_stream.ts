@@ -9,19 +9,15 @@
  *
  * @module
  */
-import type { V1Status } from "@kubernetes/client-node";
-import type { KubeItem } from "./reflector.ts";
+import type { WatchEvent } from "./store.ts";
 
 /** Probe the connection after this long without a byte (client-go's HTTP/2 ReadIdleTimeout). */
 export const PROBE_AFTER_MS = 30_000;
 /** A probe unanswered this long means the connection is dead (client-go's HTTP/2 PingTimeout). */
 export const PROBE_TIMEOUT_MS = 15_000;
-
-/** One event of a watch stream. */
-export interface WatchEvent {
-  type: "ADDED" | "MODIFIED" | "DELETED" | "BOOKMARK" | "ERROR";
-  object: KubeItem & V1Status;
-}
+/** Default of `--watch-idle-timeout`: a quiet watch whose connection answers is restarted after
+ * this long. Past the API server's 60 s bookmark period, so a healthy watch never reaches it. */
+export const WATCH_IDLE_TIMEOUT_MS = 90_000;
 
 /** The watch sent nothing for the idle timeout although the connection answers: restart it. */
 export class QuietWatch extends Error {

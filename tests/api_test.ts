@@ -19,8 +19,8 @@ import {
   waitForEndpointSlices,
 } from "./support/cluster.ts";
 import { DISCOVERY_RULES, podMount, type SidecarProcess, spawnSidecar } from "./support/sidecar.ts";
+import { LIVE_TEST as T } from "./support/options.ts";
 
-const T = { sanitizeOps: false, sanitizeResources: false };
 const SERVICE_RULES = [...DISCOVERY_RULES, {
   apiGroups: [""],
   resources: ["services"],

@@ -2,8 +2,8 @@
 import assert from "node:assert/strict";
 import { createNamespace, createPods, createService, waitFor } from "./support/cluster.ts";
 import { podMount, spawnSidecar } from "./support/sidecar.ts";
+import { LIVE_TEST as T } from "./support/options.ts";
 
-const T = { sanitizeOps: false, sanitizeResources: false };
 const SEED = { KUBERNETES_POD_DISCOVERY_SERVICE_NAME: "web" };
 const IN_CLUSTER = { KUBERNETES_SERVICE_HOST: "127.0.0.1", KUBERNETES_SERVICE_PORT: "1" };
 

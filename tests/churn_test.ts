@@ -6,8 +6,8 @@
 import assert from "node:assert/strict";
 import { createNamespace, createPods, createService, uniqueName } from "./support/cluster.ts";
 import { podMount, SIDECAR_PERMISSIONS, spawnSidecar } from "./support/sidecar.ts";
+import { LIVE_TEST as T } from "./support/options.ts";
 
-const T = { sanitizeOps: false, sanitizeResources: false };
 /** Client lifetimes of each kind. */
 const CLIENTS = 3_000;
 /**

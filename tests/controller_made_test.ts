@@ -17,8 +17,7 @@ import {
   waitForEndpointSlices,
 } from "./support/cluster.ts";
 import { podMount, type SidecarProcess, spawnSidecar } from "./support/sidecar.ts";
-
-const T = { sanitizeOps: false, sanitizeResources: false };
+import { LIVE_TEST as T } from "./support/options.ts";
 
 /** Ready and not-ready IPs of /endpoints, sorted. */
 async function served(sidecar: SidecarProcess): Promise<{ ready: string[]; notReady: string[] }> {

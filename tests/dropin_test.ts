@@ -24,8 +24,8 @@ import {
 import { parseWithGo } from "./support/go_time.ts";
 import { createPodNetwork } from "./support/netns.ts";
 import { podMount, type SidecarProcess, spawnSidecar } from "./support/sidecar.ts";
+import { LIVE_TEST as T } from "./support/options.ts";
 
-const T = { sanitizeOps: false, sanitizeResources: false };
 const SUPPORT = new URL("./support/", import.meta.url).pathname;
 const ROOT = new URL("..", import.meta.url).pathname;
 

@@ -27,8 +27,8 @@ import {
   waitForEndpointSlices,
 } from "./support/cluster.ts";
 import { spawnSidecar } from "./support/sidecar.ts";
+import { LIVE_TEST as T } from "./support/options.ts";
 
-const T = { sanitizeOps: false, sanitizeResources: false };
 const ROOT = new URL("..", import.meta.url).pathname.replace(/\/$/, "");
 const EXAMPLES = `${ROOT}/examples`;
 const ENV = "KUBERNETES_POD_DISCOVERY_";

@@ -27,8 +27,8 @@ import {
 } from "./support/fanout_load.ts";
 import { podMount, spawnSidecar } from "./support/sidecar.ts";
 import { SseState, strictReader } from "./support/sse_client.ts";
+import { LIVE_TEST as T } from "./support/options.ts";
 
-const T = { sanitizeOps: false, sanitizeResources: false };
 const MiB = 1024 * 1024;
 /** examples/nginx-deployment.yaml: the sidecar's memory request and limit, read from it. */
 const { REQUEST, LIMIT } = await exampleMemory();

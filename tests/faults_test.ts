@@ -19,8 +19,7 @@ import {
   waitFor,
 } from "./support/cluster.ts";
 import { DISCOVERY_RULES, podMount, type SidecarProcess, spawnSidecar } from "./support/sidecar.ts";
-
-const T = { sanitizeOps: false, sanitizeResources: false };
+import { LIVE_TEST as T } from "./support/options.ts";
 
 async function readyIPs(sidecar: SidecarProcess): Promise<string[]> {
   const r = await sidecar.request("/endpoints");

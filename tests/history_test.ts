@@ -3,15 +3,14 @@
  * tenant, interleaved with faults (proxy cut, black hole with default settings, an API server
  * outage of 30 s or more, compaction plus restart), while clients poll, hold blocking queries
  * and read SSE streams; then every answer is checked against the truth's timeline (see
- * tests/support/history_checker.ts). `KPD_HISTORY_SEED=a,b,c` replays seeds;
+ * tests/support/history/checker.ts). `KPD_HISTORY_SEED=a,b,c` replays seeds;
  * `KPD_HISTORY_SOAK=1` runs more changes and faults and prints figures for docs/performance.md.
  */
-import { checkHistory, formatViolations } from "./support/history_checker.ts";
-import { saveHistory } from "./support/history_dump.ts";
-import { runHistory } from "./support/history_run.ts";
-import { seedsFromEnv } from "./support/history_schedule.ts";
-
-const T = { sanitizeOps: false, sanitizeResources: false };
+import { checkHistory, formatViolations } from "./support/history/checker.ts";
+import { saveHistory } from "./support/history/dump.ts";
+import { runHistory } from "./support/history/run.ts";
+import { seedsFromEnv } from "./support/history/schedule.ts";
+import { LIVE_TEST as T } from "./support/options.ts";
 
 /** CI: three tenants, 150 changes each (one every 0.3-1.3 s), every fault once (2m46s-3m38s seen). */
 const CI = { tenants: 3, changes: 150, rounds: 1 };
@@ -57,7 +56,7 @@ Deno.test(
       const saved = await saveHistory(h, seeds);
       log(
         `the whole history: ${saved} (check it again: deno run --allow-read ` +
-          `tests/support/history_dump.ts ${saved})`,
+          `tests/support/history/dump.ts ${saved})`,
       );
       throw new Error(formatViolations(violations, seeds, h));
     }

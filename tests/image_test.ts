@@ -25,8 +25,8 @@ import {
 import { DISCOVERY_RULES } from "./support/sidecar.ts";
 import { SETTINGS } from "../lib/config.ts";
 import { STORE_VARS } from "../lib/trust.ts";
+import { LIVE_TEST as T } from "./support/options.ts";
 
-const T = { sanitizeOps: false, sanitizeResources: false };
 const ROOT = new URL("..", import.meta.url).pathname.replace(/\/$/, "");
 const EXECUTABLE = "/kubernetes-pod-discovery";
 const SA_DIR = "/var/run/secrets/kubernetes.io/serviceaccount";

@@ -20,8 +20,7 @@ import {
 import { GO_ZERO_UNIX, parseWithGo } from "./support/go_time.ts";
 import { DISCOVERY_RULES, type PodMount, podMount, spawnSidecar } from "./support/sidecar.ts";
 import { BACKOFF_MAX_MS } from "../lib/backoff.ts";
-
-const T = { sanitizeOps: false, sanitizeResources: false };
+import { LIVE_TEST as T } from "./support/options.ts";
 
 /** The Go service's answer before its first successful poll: Go's zero time, byte for byte
  * (`fmt.Sprintf("{\"lastUpdated\": \"%s\"}", time.Time{}.UTC().Format(layout))`). */

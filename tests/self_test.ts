@@ -20,8 +20,8 @@ import {
 } from "./support/cluster.ts";
 import { podMount, type SidecarProcess, spawnSidecar } from "./support/sidecar.ts";
 import { type SseMessage, strictReader } from "./support/sse_client.ts";
+import { LIVE_TEST as T } from "./support/options.ts";
 
-const T = { sanitizeOps: false, sanitizeResources: false };
 const CONTRADICTION = "pod identity contradicts an endpoint";
 
 interface Endpoint {

@@ -10,8 +10,7 @@
 import assert from "node:assert/strict";
 import { createEndpointSlice, createNamespace, sleep, waitFor } from "./support/cluster.ts";
 import { podMount, type SidecarProcess, spawnSidecar } from "./support/sidecar.ts";
-
-const T = { sanitizeOps: false, sanitizeResources: false };
+import { LIVE_TEST as T } from "./support/options.ts";
 
 /** Slices of 1,000 endpoints (the API's limit per slice): 20,000 endpoints, ~3 MB of JSON. */
 const SLICES = 20;

@@ -12,8 +12,7 @@ import {
   writeKubeconfig,
 } from "./support/cluster.ts";
 import { podMount, type SidecarProcess, spawnSidecar } from "./support/sidecar.ts";
-
-const T = { sanitizeOps: false, sanitizeResources: false };
+import { LIVE_TEST as T } from "./support/options.ts";
 
 /** The addresses (ready, not ready) the sidecar serves on /endpoints. */
 async function served(sidecar: SidecarProcess): Promise<{ ready: string[]; notReady: string[] }> {

@@ -13,8 +13,8 @@ import {
 } from "./support/cluster.ts";
 import { DISCOVERY_RULES, podMount, spawnSidecar } from "./support/sidecar.ts";
 import { type SseMessage, SseState, strictReader } from "./support/sse_client.ts";
+import { LIVE_TEST as T } from "./support/options.ts";
 
-const T = { sanitizeOps: false, sanitizeResources: false };
 const EVENT_TYPES = ["snapshot", "update", "removed", "reset"];
 
 /** A port nothing listens on now, so a restarted sidecar can take the same one. */

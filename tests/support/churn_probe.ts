@@ -12,8 +12,9 @@
  * @module
  */
 import type { V1EndpointSlice } from "@kubernetes/client-node";
-import { createApi } from "../../lib/api.ts";
-import { EndpointCache, type Watched } from "../../lib/cache.ts";
+import { createApi } from "../../lib/routes/v1.ts";
+import { EndpointCache } from "../../lib/cache.ts";
+import type { Watched } from "../../lib/selection.ts";
 import { HealthRegistry } from "../../lib/health.ts";
 
 const [sseCount, blockingCount] = [Number(Deno.args[0] ?? 1000), Number(Deno.args[1] ?? 1000)];

@@ -1,10 +1,11 @@
 /** The /v1 API over a scripted cache: one ETag one body, 404 for what is not watched, blocking
  * queries that end on removal and on shutdown with a complete answer. */
 import assert from "node:assert/strict";
-import { EndpointCache, type Watched } from "../../lib/cache.ts";
+import { EndpointCache } from "../../lib/cache.ts";
+import type { Watched } from "../../lib/selection.ts";
 import { HealthRegistry, WatchHealth } from "../../lib/health.ts";
 import { sliceFor as slice } from "../support/slices.ts";
-import { createHandler } from "../../lib/routes.ts";
+import { createHandler } from "../../lib/routes/table.ts";
 
 function setup(watched: Watched, primary?: string) {
   const cache = new EndpointCache(new Map([["ns", watched]]));

@@ -1,6 +1,8 @@
 /** The endpoint cache on scripted lists and events: tombstones, a monotonic index, one view. */
 import assert from "node:assert/strict";
-import { EndpointCache, type ServiceView, type Watched } from "../../lib/cache.ts";
+import { EndpointCache } from "../../lib/cache.ts";
+import type { Watched } from "../../lib/selection.ts";
+import type { ServiceView } from "../../lib/service_view.ts";
 import { createLogger } from "../../lib/log.ts";
 import { sliceFor as slice } from "../support/slices.ts";
 

@@ -5,7 +5,7 @@
 import assert from "node:assert/strict";
 import type { V1EndpointSlice } from "@kubernetes/client-node";
 import { EndpointCache } from "../../lib/cache.ts";
-import { createHandler } from "../../lib/routes.ts";
+import { createHandler } from "../../lib/routes/table.ts";
 
 type Pod = { name: string; ip: string; ready: boolean };
 

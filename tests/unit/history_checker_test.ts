@@ -5,10 +5,10 @@ import {
   type ClientSpec,
   type History,
   type TruthView,
-} from "../support/history_checker.ts";
-import type { Answer } from "../support/history_recorder.ts";
-import { changeSchedule, faultSchedule } from "../support/history_schedule.ts";
-import type { TruthPoint } from "../support/history_truth.ts";
+} from "../support/history/checker.ts";
+import type { Answer } from "../support/history/recorder.ts";
+import { changeSchedule, faultSchedule } from "../support/history/schedule.ts";
+import type { TruthPoint } from "../support/history/truth.ts";
 
 function ep(ip: string, ready = true): EndpointView {
   return {

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { isoTime } from "../../lib/iso_time.ts";
-import { prng } from "../support/history_schedule.ts";
+import { prng } from "../support/history/schedule.ts";
 
 Deno.test("isoTime writes what Date's toISOString writes, on edge days and 100,000 seeded times", () => {
   const edges = [

@@ -3,7 +3,7 @@ import assert from "node:assert/strict";
 import type { V1Endpoint, V1EndpointSlice } from "@kubernetes/client-node";
 import { mergeSlices } from "../../lib/endpoints.ts";
 import { MergedService } from "../../lib/merged_service.ts";
-import { prng } from "../support/history_schedule.ts";
+import { prng } from "../support/history/schedule.ts";
 
 function randomSlice(rand: () => number, name: string): V1EndpointSlice {
   const pick = <T>(xs: T[]): T => xs[Math.floor(rand() * xs.length)]!;

@@ -1,7 +1,7 @@
 /** The drain at shutdown learns that the last stream or blocking query ended from the count's
  * own promise, not by polling it. */
 import assert from "node:assert/strict";
-import { createApi } from "../../lib/api.ts";
+import { createApi } from "../../lib/routes/v1.ts";
 import { EndpointCache } from "../../lib/cache.ts";
 import { HealthRegistry } from "../../lib/health.ts";
 import { OpenWatchers } from "../../lib/open_watchers.ts";

@@ -9,7 +9,7 @@ import {
   QueryError,
   targets,
 } from "../../lib/query.ts";
-import { sseEvent } from "../../lib/sse.ts";
+import { sseEvent } from "../../lib/sse_frame.ts";
 
 function ep(
   ip: string,

@@ -9,14 +9,9 @@ import { Backoff } from "../../lib/backoff.ts";
 import { ConfigError, loadConfig } from "../../lib/config.ts";
 import type { KubeConnection } from "../../lib/kube_client.ts";
 import type { LogFields, Logger, LogLevel } from "../../lib/log.ts";
-import {
-  BACKOFF_INITIAL_MS,
-  BACKOFF_MAX_MS,
-  type KubeItem,
-  Reflector,
-  type ReflectorOptions,
-  type ReflectorStore,
-} from "../../lib/reflector.ts";
+import { BACKOFF_INITIAL_MS, BACKOFF_MAX_MS } from "../../lib/backoff.ts";
+import { Reflector, type ReflectorOptions } from "../../lib/reflector.ts";
+import type { KubeItem, ReflectorStore } from "../../lib/store.ts";
 
 type Ev = { type: string; object: KubeItem & Record<string, unknown> };
 /** How a scripted watch stream ends after its events. */

@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { EndpointCache } from "../../lib/cache.ts";
 import { HealthRegistry, WatchHealth } from "../../lib/health.ts";
-import { createHandler } from "../../lib/routes.ts";
+import { createHandler } from "../../lib/routes/table.ts";
 import { localClients, parseRange } from "../../lib/access.ts";
 import { sliceFor } from "../support/slices.ts";
 

@@ -2,14 +2,15 @@
  * plain answers, ETags, blocking queries and SSE, and a contradicting identity logged once. */
 import assert from "node:assert/strict";
 import type { V1EndpointSlice } from "@kubernetes/client-node";
-import { createApi } from "../../lib/api.ts";
-import { createHandler } from "../../lib/routes.ts";
-import { EndpointCache, type ServiceView } from "../../lib/cache.ts";
+import { createApi } from "../../lib/routes/v1.ts";
+import { createHandler } from "../../lib/routes/table.ts";
+import { EndpointCache } from "../../lib/cache.ts";
+import type { ServiceView } from "../../lib/service_view.ts";
 import { HealthRegistry } from "../../lib/health.ts";
 import type { Logger } from "../../lib/log.ts";
 import type { PodIdentity } from "../../lib/self.ts";
 import { SelfViews } from "../../lib/self_view.ts";
-import { prng } from "../support/history_schedule.ts";
+import { prng } from "../support/history/schedule.ts";
 
 type Pod = { name: string; ip: string; ready?: boolean };
 

@@ -1,8 +1,9 @@
 /** SSE streams over a cache driven by hand: framing, coalescing, resume, reset and drain. */
 import assert from "node:assert/strict";
 import type { V1EndpointSlice } from "@kubernetes/client-node";
-import { createApi } from "../../lib/api.ts";
-import { EndpointCache, type Watched } from "../../lib/cache.ts";
+import { createApi } from "../../lib/routes/v1.ts";
+import { EndpointCache } from "../../lib/cache.ts";
+import type { Watched } from "../../lib/selection.ts";
 import { HealthRegistry } from "../../lib/health.ts";
 import { RETRY_MS } from "../../lib/sse.ts";
 

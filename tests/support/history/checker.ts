@@ -10,18 +10,11 @@
  *
  * @module
  */
-import type { Answer, AnswerKind } from "./history_recorder.ts";
-import { ABSENT, projectAnswer } from "./history_project.ts";
-import {
-  isFresh,
-  matchFrom,
-  type Point,
-  pointAt,
-  timelineFor,
-  truthAround,
-} from "./history_timeline.ts";
-import type { TruthPoint } from "./history_truth.ts";
-import { linesAround, type SidecarLine } from "./history_logs.ts";
+import type { Answer, AnswerKind } from "./recorder.ts";
+import { ABSENT, projectAnswer } from "./project.ts";
+import { isFresh, matchFrom, type Point, pointAt, timelineFor, truthAround } from "./timeline.ts";
+import type { TruthPoint } from "./truth.ts";
+import { linesAround, type SidecarLine } from "./logs.ts";
 
 /** What the checker reads of the truth (the live truth or a loaded dump). */
 export interface TruthView {

@@ -16,13 +16,13 @@ import {
   sleep,
   startAPIServer,
   stopAPIServer,
-} from "./cluster.ts";
-import type { FaultRecord, History } from "./history_checker.ts";
-import { collectLines } from "./history_logs.ts";
-import { Recorder } from "./history_recorder.ts";
-import { changeSchedule, type Fault, faultSchedule } from "./history_schedule.ts";
-import { startTenant, type Tenant } from "./history_tenant.ts";
-import { Truth } from "./history_truth.ts";
+} from "../cluster.ts";
+import type { FaultRecord, History } from "./checker.ts";
+import { collectLines } from "./logs.ts";
+import { Recorder } from "./recorder.ts";
+import { changeSchedule, type Fault, faultSchedule } from "./schedule.ts";
+import { startTenant, type Tenant } from "./tenant.ts";
+import { Truth } from "./truth.ts";
 
 /** A black-holed connection must be noticed and the view true again within this (issue 8). */
 const BLACKHOLE_DEADLINE_MS = 60_000;

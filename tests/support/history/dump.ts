@@ -1,13 +1,13 @@
 /**
  * Saves a history-checker run (answers, clients, faults, the truth's timelines) as one JSON file
  * in a temp directory, and checks a saved run again: `deno run --allow-read
- * tests/support/history_dump.ts <file>` prints the same report without a cluster, so a failure
+ * tests/support/history/dump.ts <file>` prints the same report without a cluster, so a failure
  * seen in CI can be read and the checker changed against the very same history.
  *
  * @module
  */
-import { checkHistory, formatViolations, type History, type TruthView } from "./history_checker.ts";
-import type { TruthPoint } from "./history_truth.ts";
+import { checkHistory, formatViolations, type History, type TruthView } from "./checker.ts";
+import type { TruthPoint } from "./truth.ts";
 
 interface Dump extends Omit<History, "truth"> {
   seeds: number[];

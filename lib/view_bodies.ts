@@ -1,5 +1,5 @@
 /**
- * Serialize once: the bodies of a Service view, one per filter shape, made on first use and
+ * Serialized once: the bodies of a Service view, one per filter shape, made on first use and
  * shared by every blocking query, plain request and SSE stream that asks for the same shape. An
  * SSE frame (`id:` and `data:` lines, UTF-8) is made from the same body once and the very same
  * bytes are handed to every stream, so a change costs one serialization per shape, not one per
@@ -7,7 +7,8 @@
  *
  * @module
  */
-import type { ServiceView } from "./cache.ts";
+import type { ServiceView } from "./service_view.ts";
+import { sseEvent } from "./sse_frame.ts";
 
 /**
  * Shapes memoized per view. Consumers of one sidecar ask for a few shapes (the default, a port,
@@ -19,7 +20,7 @@ export const MAX_SHAPES_PER_VIEW = 16;
 const encoder = new TextEncoder();
 
 /** One body of a view in one shape, and its SSE frame. */
-export class Serialized {
+export class ViewBody {
   /** The body (JSON or text). */
   readonly body: string;
   #index: number;
@@ -36,23 +37,22 @@ export class Serialized {
   frame(type: string): Uint8Array {
     let f = this.#frames.get(type);
     if (!f) {
-      const data = this.body.split("\n").map((l) => `data: ${l}\n`).join("");
-      f = encoder.encode(`event: ${type}\nid: ${this.#index}\n${data}\n`);
+      f = encoder.encode(sseEvent({ event: type, id: this.#index, data: this.body }));
       this.#frames.set(type, f);
     }
     return f;
   }
 }
 
-const memo = new WeakMap<ServiceView, Map<string, Serialized>>();
+const memo = new WeakMap<ServiceView, Map<string, ViewBody>>();
 
 /** The body of `view` in the shape named `shape`, made by `render` at most once per view. */
-export function serialized(view: ServiceView, shape: string, render: () => string): Serialized {
+export function bodyOf(view: ServiceView, shape: string, render: () => string): ViewBody {
   let shapes = memo.get(view);
   if (!shapes) memo.set(view, shapes = new Map());
   let s = shapes.get(shape);
   if (s) return s;
-  s = new Serialized(render(), view.index);
+  s = new ViewBody(render(), view.index);
   if (shapes.size < MAX_SHAPES_PER_VIEW) shapes.set(shape, s);
   return s;
 }

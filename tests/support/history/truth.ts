@@ -10,8 +10,8 @@
  * @module
  */
 import type { V1EndpointSlice } from "@kubernetes/client-node";
-import { type EndpointView, mergeSlices } from "../../lib/endpoints.ts";
-import { type KubeList, kubeOk, openWatch, sleep, type WatchStream } from "./cluster.ts";
+import { type EndpointView, mergeSlices } from "../../../lib/endpoints.ts";
+import { type KubeList, kubeOk, openWatch, sleep, type WatchStream } from "../cluster.ts";
 
 /** The label that ties an EndpointSlice to its Service. */
 const SERVICE_LABEL = "kubernetes.io/service-name";

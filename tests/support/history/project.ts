@@ -7,7 +7,7 @@
  *
  * @module
  */
-import { type EndpointView, renderV1Endpoints } from "../../lib/endpoints.ts";
+import { type EndpointView, renderV1Endpoints } from "../../../lib/endpoints.ts";
 
 /** The projection of "this Service is not there" (404, or an SSE `removed`). */
 export const ABSENT = "(absent)";

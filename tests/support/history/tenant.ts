@@ -20,11 +20,11 @@ import {
   kubeOk,
   setPodReady,
   sleep,
-} from "./cluster.ts";
-import type { ClientSpec } from "./history_checker.ts";
-import type { Recorder } from "./history_recorder.ts";
-import { type Change, prng, SERVICES } from "./history_schedule.ts";
-import { type PodMount, podMount, type SidecarProcess, spawnSidecar } from "./sidecar.ts";
+} from "../cluster.ts";
+import type { ClientSpec } from "./checker.ts";
+import type { Recorder } from "./recorder.ts";
+import { type Change, prng, SERVICES } from "./schedule.ts";
+import { type PodMount, podMount, type SidecarProcess, spawnSidecar } from "../sidecar.ts";
 
 /** Pause between two changes of a tenant, ms: random in this range (seeded). */
 const CHANGE_GAP_MS = [300, 1_300] as const;

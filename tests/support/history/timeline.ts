@@ -7,15 +7,15 @@
  *
  * @module
  */
-import type { EndpointView } from "../../lib/endpoints.ts";
-import type { ClientSpec, TruthView } from "./history_checker.ts";
+import type { EndpointView } from "../../../lib/endpoints.ts";
+import type { ClientSpec, TruthView } from "./checker.ts";
 import {
   ABSENT,
   countsOf,
   projectEndpoints,
   projectServiceList,
   projectTrueSubsets,
-} from "./history_project.ts";
+} from "./project.ts";
 
 /** One state of a client's timeline; it holds until the next point's resourceVersion. */
 export interface Point {
