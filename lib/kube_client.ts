@@ -11,32 +11,11 @@
  */
 import { ConfigError } from "./config.ts";
 import { trustOnlyGivenCAs } from "./trust.ts";
+import type { KubeConnection } from "./kube_connection.ts";
 
 /** Re-read the service-account token this often even without a 401; the kubelet refreshes it
  * well before expiry, and client-go re-reads it every minute. */
 export const TOKEN_RELOAD_INTERVAL_MS = 60_000;
-
-/** A connection to the API server. */
-export interface KubeConnection {
-  /** Base URL, e.g. https://10.96.0.1:443. */
-  server: string;
-  /** How the connection was configured: "in-cluster" or "kubeconfig". */
-  mode: "in-cluster" | "kubeconfig";
-  /** Default namespace: the pod's own, or the kubeconfig context's. */
-  namespace?: string;
-  /** `fetch` with the connection's TLS and credentials applied. */
-  fetch(path: string, init?: RequestInit): Promise<Response>;
-  /** Tells the connection the server answered 401, so credentials are re-read before reuse. */
-  unauthorized(): void;
-  /**
-   * Drops pooled connections. After a silent or broken stream the HTTP/2 connection it ran on
-   * may be dead without an error (a black hole sends no RST), and the pool would reuse it for
-   * every retry; a fresh client dials anew.
-   */
-  reset(): void;
-  /** Releases the HTTP client. */
-  close(): void;
-}
 
 /** Options for {@linkcode connect}. */
 export interface ConnectOptions {

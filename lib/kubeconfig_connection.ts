@@ -9,7 +9,7 @@
  * @module
  */
 import { ConfigError } from "./config.ts";
-import type { KubeConnection } from "./kube_client.ts";
+import type { KubeConnection } from "./kube_connection.ts";
 import { KubeCredentials, pemReader } from "./kube_credentials.ts";
 import { type Kubeconfig, loadKubeconfig } from "./kubeconfig.ts";
 import { trustOnlyGivenCAs } from "./trust.ts";

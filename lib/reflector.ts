@@ -24,7 +24,7 @@ import {
 } from "./api_error.ts";
 import { Backoff, type Wait } from "./backoff.ts";
 import { listAll, type ListResult } from "./list_pager.ts";
-import type { KubeConnection } from "./kube_client.ts";
+import type { KubeConnection } from "./kube_connection.ts";
 import { WatchHealth } from "./health.ts";
 import type { Logger } from "./log.ts";
 import type { KubeItem, ReflectorStore, WatchEvent } from "./store.ts";

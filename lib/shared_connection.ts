@@ -7,7 +7,7 @@
  *
  * @module
  */
-import type { KubeConnection } from "./kube_client.ts";
+import type { KubeConnection } from "./kube_connection.ts";
 
 /** A {@linkcode KubeConnection} that tells listeners of each reset. */
 export interface SharedConnection extends KubeConnection {

@@ -7,7 +7,7 @@
 import assert from "node:assert/strict";
 import { Backoff } from "../../lib/backoff.ts";
 import { ConfigError, loadConfig } from "../../lib/config.ts";
-import type { KubeConnection } from "../../lib/kube_client.ts";
+import type { KubeConnection } from "../../lib/kube_connection.ts";
 import type { LogFields, Logger, LogLevel } from "../../lib/log.ts";
 import { BACKOFF_INITIAL_MS, BACKOFF_MAX_MS } from "../../lib/backoff.ts";
 import { Reflector, type ReflectorOptions } from "../../lib/reflector.ts";
