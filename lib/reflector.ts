@@ -107,6 +107,9 @@ export interface ReflectorOptions {
   /** Silence before a streaming list without its end bookmark is given up (ms). Default
    * {@linkcode INITIAL_EVENTS_QUIET_MS}. */
   initialEventsQuietMs?: number;
+  /** How long a paginated list may take before it is abandoned (ms). Default
+   * {@linkcode LIST_TIMEOUT_MS}. */
+  listTimeoutMs?: number;
   /** Sleep; replaced in tests to drive time. Default: a timer that stops on abort. */
   sleep?: (ms: number, signal: AbortSignal) => Promise<void>;
   /** Random in [0, 1). Default Math.random. */
@@ -153,6 +156,7 @@ export class Reflector {
       probeTimeoutMs: PROBE_TIMEOUT_MS,
       streamingList: true,
       initialEventsQuietMs: INITIAL_EVENTS_QUIET_MS,
+      listTimeoutMs: LIST_TIMEOUT_MS,
       sleep: abortableSleep,
       random: Math.random,
       now: () => performance.now(),
@@ -378,7 +382,7 @@ export class Reflector {
    * (the watch cache answers), then from the last synced resourceVersion, and from the newest
    * state ("") when that is expired or too large. */
   async #list(signal: AbortSignal): Promise<void> {
-    const timeout = AbortSignal.any([signal, AbortSignal.timeout(LIST_TIMEOUT_MS)]);
+    const timeout = AbortSignal.any([signal, AbortSignal.timeout(this.#o.listTimeoutMs)]);
     const relistRV = this.#rvUnavailable ? "" : (this.#lastSyncRV || "0");
     let result: ListResult;
     try {

@@ -773,3 +773,28 @@ Deno.test("a streaming list whose answer waits in the API server's queue longer 
     undefined,
   );
 });
+
+Deno.test("a list on a black-holed connection is abandoned at the list timeout, the connection dropped, and the list retried", async () => {
+  // A black hole answers nothing and ends nothing: only the list's own timeout ends the wait.
+  const blackHole: Answer = (_url, signal) =>
+    new Promise((_, reject) => signal!.addEventListener("abort", () => reject(signal!.reason)));
+  const s = scripted([blackHole, page("10", ["a"]), watch([], "close")], { listTimeoutMs: 100 });
+  const started = performance.now();
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const ended = await Promise.race([
+    s.run().then(() => "ended"),
+    new Promise((r) => {
+      timer = setTimeout(() => r("still waiting on the list 5 s later"), 5000);
+    }),
+  ]);
+  clearTimeout(timer);
+  s.stop();
+  assert.equal(ended, "ended");
+  assert.ok(performance.now() - started >= 100, "waited for the list timeout");
+  assert.deepEqual(s.rvs().slice(0, 2), ["list:0+limit", "list:0+limit"]);
+  assert.equal(s.ops[0], "replace a@10", "the retried list is stored");
+  assert.ok(s.resets() >= 1, "the silent connection is dropped before the retry");
+  const backoff = s.logs.find((l) => l.msg === "backing off");
+  assert.ok(backoff, "the abandoned list is logged");
+  assert.match(String(backoff.fields.reason), /timed? ?out|timeout/i);
+});
