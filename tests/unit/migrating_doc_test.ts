@@ -6,6 +6,8 @@
  * @module
  */
 import assert from "node:assert/strict";
+import { WATCH_TIMEOUT_RANGE_S } from "../../lib/reflector.ts";
+import { PROBE_AFTER_MS } from "../../lib/watch_stream.ts";
 
 const ROOT = new URL("../../", import.meta.url).pathname;
 
@@ -54,4 +56,27 @@ Deno.test("every test the migration guide names exists in the file its letter st
     }
   }
   assert.deepEqual(missing, []);
+});
+
+Deno.test("the guide's API-requests row is the arithmetic of the constants it names", async () => {
+  const doc = await Deno.readTextFile(`${ROOT}docs/migrating.md`);
+  const row = doc.split("\n").find((l) => l.startsWith("| Requests to the API server"))!;
+  assert.ok(row, "the row exists");
+  const [minS, maxS] = WATCH_TIMEOUT_RANGE_S;
+  const probeS = PROBE_AFTER_MS / 1000;
+  // The API server sends a bookmark about every 60 s (client-go's watch cache); a probe follows
+  // each 30 s of silence, so once or twice per bookmark gap.
+  const BOOKMARK_S = 60;
+  const watches = [3600 / maxS, 3600 / minS];
+  const probes = [3600 / BOOKMARK_S, 3600 / probeS];
+  const round10 = (n: number) => Math.round(n / 10) * 10;
+  for (
+    const phrase of [
+      `${watches[0]}–${watches[1]} WATCH an hour`,
+      `random ${minS}–${maxS} s timeout, \`WATCH_TIMEOUT_RANGE_S\` in \`lib/reflector.ts\``,
+      `after each ${probeS} s without a byte (\`PROBE_AFTER_MS\` in \`lib/watch_stream.ts\`)`,
+      `${probes[0]}–${probes[1]} an hour`,
+      `About ${round10(watches[0]! + probes[0]!)}–${round10(watches[1]! + probes[1]!)} an hour`,
+    ]
+  ) assert.ok(row.includes(phrase), `the row says "${phrase}"`);
 });
