@@ -183,21 +183,26 @@ export class RemoteGate {
 
   /**
    * The total cap is full and a client holding `mine` connections asks for one more: closes one
-   * connection of the address holding the most, if that is more than `mine`, so that no address
-   * is left with fewer than the newcomer (max-min fairness: the total is shared, never owned by
-   * whoever came first). Of that address's connections the least useful goes: one still waiting
+   * connection of the address holding the most, if that is at least two more than `mine` (or
+   * `mine` is 0), so that no address is left with fewer than the newcomer (max-min fairness, to
+   * within one: the total is shared, never owned by whoever came first). Of that address's connections the least useful goes: one still waiting
    * for its request headers, else the one idle longest. Chosen over a headroom reserved for new
    * addresses because a reserve is itself a pool the next few addresses fill, while this holds
    * for any number of them; and over shedding at random (Envoy's overload manager) because the
    * client that takes the most pays, as nginx's per-key `limit_conn` would have it pay. Two
-   * clients at the same count never take slots from each other, so there is no churn.
+   * clients within one of each other never take slots from each other, so there is no churn.
    */
   #makeRoom(mine: number): boolean {
     let heaviest: Set<Held> | undefined;
     for (const held of this.#perClient.values()) {
       if (!heaviest || held.size > heaviest.size) heaviest = held;
     }
-    if (!heaviest || heaviest.size <= mine) return false;
+    // One more than the newcomer is not enough: the shed would only swap the two counts, and
+    // two clients whose pools together want more than the cap would close each other's
+    // connections on every reconnect. A newcomer holding nothing (the kubelet) always gets in.
+    if (!heaviest || heaviest.size <= mine || (mine > 0 && heaviest.size === mine + 1)) {
+      return false;
+    }
     let victim: Held | undefined;
     for (const h of heaviest) {
       const waiting = h.headSince !== undefined, victimWaiting = victim?.headSince !== undefined;

@@ -219,3 +219,50 @@ Deno.test(
     }
   },
 );
+
+/** A connection from a given loopback source address (node:net can bind one; Deno.connect
+ * cannot); `closed` resolves when the gate closes it. */
+async function connectFrom(localAddress: string, port: number) {
+  const { connect } = await import("node:net");
+  const socket = connect({ host: "127.0.0.1", port, localAddress });
+  const closed = new Promise<void>((r) => socket.on("close", () => r()));
+  socket.on("error", () => {});
+  await new Promise<void>((r, j) => socket.once("connect", () => r()).once("error", j));
+  return { socket, closed };
+}
+
+Deno.test(
+  "a full total cap is shared to within one: two clients one apart never close each other's connections, an address holding none gets in",
+  T,
+  async () => {
+    const g = setup({ maxConnections: 3, maxPerClient: 3 });
+    const open: Awaited<ReturnType<typeof connectFrom>>[] = [];
+    const settle = () => new Promise((r) => setTimeout(r, 150));
+    try {
+      for (const from of ["127.0.0.2", "127.0.0.2", "127.0.0.3"]) {
+        open.push(await connectFrom(from, g.port));
+      }
+      await settle();
+      assert.equal(g.gate.stats.open, 3);
+      // 127.0.0.3 holds 1 and asks for a 2nd while 127.0.0.2 holds 2: a shed would only swap
+      // the counts (and the next reconnect of .2 would swap them back), so it is refused.
+      for (let i = 0; i < 4; i++) {
+        const again = await connectFrom("127.0.0.3", g.port);
+        await settle();
+        open.push(again);
+      }
+      assert.equal(g.gate.stats.shed, 0, "no connection closed to make room for a near-equal");
+      assert.equal(g.gate.stats.refused, 4);
+      // An address holding none (the kubelet) always gets in: the heaviest gives one up.
+      const kubelet = await connectFrom("127.0.0.4", g.port);
+      open.push(kubelet);
+      await Promise.race([open[0]!.closed, open[1]!.closed]);
+      await settle();
+      assert.equal(g.gate.stats.shed, 1);
+      assert.equal(g.gate.stats.open, 3);
+    } finally {
+      for (const c of open) c.socket.destroy();
+      await g.close();
+    }
+  },
+);
