@@ -13,9 +13,8 @@ import {
   createPod,
   createPods,
   createService,
-  sleep,
-  waitFor,
-} from "./support/cluster.ts";
+} from "./support/cluster/fixtures.ts";
+import { sleep, waitFor } from "./support/cluster/wait.ts";
 import type { FloodResult, FuzzAnswer, HostileRun } from "./support/hostile_client.ts";
 import { createPodNetwork, type PodNetwork } from "./support/netns.ts";
 import { childEnv, podMount, type SidecarProcess, spawnSidecar } from "./support/sidecar.ts";

@@ -6,21 +6,11 @@
  * served within seconds by the same process.
  */
 import assert from "node:assert/strict";
-import {
-  createNamespace,
-  createPods,
-  createProxy,
-  createService,
-  createServiceAccount,
-  grantRole,
-  kube,
-  mintToken,
-  revokeRole,
-  sleep,
-  testCluster,
-  uniqueName,
-  waitFor,
-} from "./support/cluster.ts";
+import { createProxy } from "./support/cluster/faults.ts";
+import { createNamespace, createPods, createService } from "./support/cluster/fixtures.ts";
+import { kube, testCluster } from "./support/cluster/http.ts";
+import { createServiceAccount, grantRole, mintToken, revokeRole } from "./support/cluster/rbac.ts";
+import { sleep, uniqueName, waitFor } from "./support/cluster/wait.ts";
 import {
   execPlugin,
   kubeconfigObject,
