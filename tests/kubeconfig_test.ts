@@ -23,8 +23,8 @@ import {
   type SidecarProcess,
   spawnSidecar,
 } from "./support/sidecar.ts";
+import { LIVE_TEST as T } from "./support/options.ts";
 
-const T = { sanitizeOps: false, sanitizeResources: false };
 /** `deno task start`'s permissions: exec plugins need --allow-run. */
 const START_PERMISSIONS = [...SIDECAR_PERMISSIONS, "--allow-run"];
 /** "Within seconds": the reflector's first backoff after a 401 is 0.8–1.6 s. */
