@@ -12,11 +12,10 @@ import {
   createNamespace,
   createPods,
   createService,
-  type EndpointSlice,
-  type KubeList,
-  kubeOk,
-  waitFor,
-} from "../tests/support/cluster.ts";
+} from "../tests/support/cluster/fixtures.ts";
+import { kubeOk } from "../tests/support/cluster/http.ts";
+import type { EndpointSlice, KubeList } from "../tests/support/cluster/types.ts";
+import { waitFor } from "../tests/support/cluster/wait.ts";
 import { type PodMount, podMount } from "../tests/support/sidecar.ts";
 import type { Context } from "./_context.ts";
 import type { PodCreation } from "./types.ts";

@@ -6,7 +6,7 @@
  *
  * @module
  */
-import { openWatch } from "../tests/support/cluster.ts";
+import { openWatch } from "../tests/support/cluster/watch.ts";
 import { childEnv } from "../tests/support/sidecar.ts";
 import type { Context } from "./_context.ts";
 import { clusterSlicesPath } from "./_fixtures.ts";

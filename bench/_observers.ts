@@ -6,7 +6,8 @@
  *
  * @module
  */
-import { type EndpointSlice, openWatch } from "../tests/support/cluster.ts";
+import type { EndpointSlice } from "../tests/support/cluster/types.ts";
+import { openWatch } from "../tests/support/cluster/watch.ts";
 import { clusterSlicesPath } from "./_fixtures.ts";
 import { KeepAliveClient } from "./_http.ts";
 import { now, sleep } from "./util.ts";

@@ -8,7 +8,8 @@
  *
  * @module
  */
-import { kubeFetch, setPodReady } from "../tests/support/cluster.ts";
+import { setPodReady } from "../tests/support/cluster/fixtures.ts";
+import { kubeFetch } from "../tests/support/cluster/http.ts";
 import type { Context } from "./_context.ts";
 import { podService } from "./_fixtures.ts";
 import { startSidecar } from "./_processes.ts";

@@ -15,8 +15,8 @@ import {
   createPods,
   createService,
   setPodReady,
-  waitFor,
-} from "../tests/support/cluster.ts";
+} from "../tests/support/cluster/fixtures.ts";
+import { waitFor } from "../tests/support/cluster/wait.ts";
 import {
   closeAll,
   pool,

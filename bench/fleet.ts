@@ -13,14 +13,10 @@
  *
  * @module
  */
-import {
-  createNamespace,
-  createService,
-  kubeFetch,
-  kubeOk,
-  restartAPIServer,
-  waitFor,
-} from "../tests/support/cluster.ts";
+import { restartAPIServer } from "../tests/support/cluster/faults.ts";
+import { createNamespace, createService } from "../tests/support/cluster/fixtures.ts";
+import { kubeFetch, kubeOk } from "../tests/support/cluster/http.ts";
+import { waitFor } from "../tests/support/cluster/wait.ts";
 import { DISCOVERY_RULES, podMount } from "../tests/support/sidecar.ts";
 import type { Context } from "./_context.ts";
 import {

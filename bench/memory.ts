@@ -6,7 +6,7 @@
  *
  * @module
  */
-import { writeKubeconfig } from "../tests/support/cluster.ts";
+import { writeKubeconfig } from "../tests/support/cluster/kubeconfig.ts";
 import type { Context } from "./_context.ts";
 import { countAddresses, podService } from "./_fixtures.ts";
 import { load, snapshot, startBare, startSidecar, type Variant } from "./_processes.ts";

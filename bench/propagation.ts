@@ -6,7 +6,7 @@
  *
  * @module
  */
-import { setPodReady } from "../tests/support/cluster.ts";
+import { setPodReady } from "../tests/support/cluster/fixtures.ts";
 import type { Context } from "./_context.ts";
 import { type PodService, podService } from "./_fixtures.ts";
 import { Blocker, podReadyIn, Poller, SliceWatch, type View } from "./_observers.ts";

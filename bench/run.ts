@@ -14,7 +14,7 @@
  *
  * @module
  */
-import { testCluster } from "../tests/support/cluster.ts";
+import { testCluster } from "../tests/support/cluster/http.ts";
 import { type Context, createContext } from "./_context.ts";
 import { manyServices, podService } from "./_fixtures.ts";
 import type { Variant } from "./_processes.ts";

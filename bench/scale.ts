@@ -6,7 +6,8 @@
  *
  * @module
  */
-import { kubeOk, setPodReady } from "../tests/support/cluster.ts";
+import { setPodReady } from "../tests/support/cluster/fixtures.ts";
+import { kubeOk } from "../tests/support/cluster/http.ts";
 import type { Context } from "./_context.ts";
 import { manyServices, podService } from "./_fixtures.ts";
 import { indexes, SliceWatch } from "./_observers.ts";

@@ -7,7 +7,8 @@
  *
  * @module
  */
-import { type EndpointSlice, kubeOk, testCluster } from "../tests/support/cluster.ts";
+import { kubeOk, testCluster } from "../tests/support/cluster/http.ts";
+import type { EndpointSlice } from "../tests/support/cluster/types.ts";
 import type { Context } from "./_context.ts";
 import type { ManyServices } from "./_fixtures.ts";
 import { startSidecar } from "./_processes.ts";

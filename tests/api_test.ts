@@ -1,23 +1,19 @@
 /** The /v1 discovery API against the real control plane: modes, filters, change notification. */
 import assert from "node:assert/strict";
+import { compactEtcd, createProxy, restartAPIServer } from "./support/cluster/faults.ts";
 import {
-  compactEtcd,
   createNamespace,
   createNode,
   createPods,
-  createProxy,
   createService,
   deletePod,
-  kubeOk,
   podIPv4,
   podIPv6,
-  restartAPIServer,
   setPodReady,
-  testCluster,
-  uniqueName,
-  waitFor,
   waitForEndpointSlices,
-} from "./support/cluster.ts";
+} from "./support/cluster/fixtures.ts";
+import { kubeOk, testCluster } from "./support/cluster/http.ts";
+import { uniqueName, waitFor } from "./support/cluster/wait.ts";
 import { DISCOVERY_RULES, podMount, type SidecarProcess, spawnSidecar } from "./support/sidecar.ts";
 import { LIVE_TEST as T } from "./support/options.ts";
 
@@ -76,7 +72,7 @@ Deno.test(
     const { ns1, ns2 } = await twoNamespaces();
     const before = await openWatches("endpointslices");
     const mount = await podMount(ns1, { rules: [] });
-    const { grantRole } = await import("./support/cluster.ts");
+    const { grantRole } = await import("./support/cluster/rbac.ts");
     for (const ns of [ns1, ns2]) {
       await grantRole(
         ns,

@@ -1,6 +1,7 @@
 /** Bad settings stop the sidecar with one clear line; bad requests leave it and its view intact. */
 import assert from "node:assert/strict";
-import { createNamespace, createPods, createService, waitFor } from "./support/cluster.ts";
+import { createNamespace, createPods, createService } from "./support/cluster/fixtures.ts";
+import { waitFor } from "./support/cluster/wait.ts";
 import { podMount, spawnSidecar } from "./support/sidecar.ts";
 import { LIVE_TEST as T } from "./support/options.ts";
 

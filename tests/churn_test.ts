@@ -4,7 +4,8 @@
  * another, the JS heap read through /metrics before and after.
  */
 import assert from "node:assert/strict";
-import { createNamespace, createPods, createService, uniqueName } from "./support/cluster.ts";
+import { createNamespace, createPods, createService } from "./support/cluster/fixtures.ts";
+import { uniqueName } from "./support/cluster/wait.ts";
 import { podMount, SIDECAR_PERMISSIONS, spawnSidecar } from "./support/sidecar.ts";
 import { LIVE_TEST as T } from "./support/options.ts";
 

@@ -2,40 +2,39 @@
 // kube-apiserver release, watches with bookmarks, the EndpointSlice controller, TokenRequest
 // and RBAC, 410 Gone after compaction, persistence across restarts, and the fault proxy.
 import assert from "node:assert/strict";
+import { compactEtcd, createProxy, restartAPIServer } from "./support/cluster/faults.ts";
 import {
-  compactEtcd,
-  createClient,
   createEndpointSlice,
   createNamespace,
   createNode,
   createPod,
   createPods,
-  createProxy,
   createService,
-  createServiceAccount,
   deletePod,
-  type EndpointSlice,
-  grantRole,
+  listEndpointSlices,
+  podIPv4,
+  podIPv6,
+  waitForEndpointSlices,
+} from "./support/cluster/fixtures.ts";
+import {
+  createClient,
   kube,
   KubeError,
   kubeFetch,
-  type KubeList,
   kubeOk,
-  type KubeStatus,
-  listEndpointSlices,
-  mintToken,
-  openWatch,
-  type Pod,
-  podIPv4,
-  podIPv6,
-  restartAPIServer,
-  revokeRole,
   testCluster,
-  uniqueName,
   userToken,
-  waitForEndpointSlices,
+} from "./support/cluster/http.ts";
+import {
+  createServiceAccount,
+  grantRole,
+  mintToken,
+  revokeRole,
   whoAmI,
-} from "./support/cluster.ts";
+} from "./support/cluster/rbac.ts";
+import type { EndpointSlice, KubeList, KubeStatus, Pod } from "./support/cluster/types.ts";
+import { uniqueName } from "./support/cluster/wait.ts";
+import { openWatch } from "./support/cluster/watch.ts";
 
 const MANAGED_BY = "endpointslice.kubernetes.io/managed-by";
 const CONTROLLER = "endpointslice-controller.k8s.io";

@@ -13,9 +13,9 @@ import {
   createService,
   podIPv4,
   setPodReady,
-  waitFor,
   waitForEndpointSlices,
-} from "./support/cluster.ts";
+} from "./support/cluster/fixtures.ts";
+import { waitFor } from "./support/cluster/wait.ts";
 import { podMount, type SidecarProcess, spawnSidecar } from "./support/sidecar.ts";
 import { LIVE_TEST as T } from "./support/options.ts";
 

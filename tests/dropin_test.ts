@@ -11,16 +11,11 @@
  */
 import assert from "node:assert/strict";
 import { parseAllDocuments } from "yaml";
-import {
-  createNamespace,
-  createPods,
-  createProxy,
-  kube,
-  type KubeObject,
-  sleep,
-  waitFor,
-  waitForEndpointSlices,
-} from "./support/cluster.ts";
+import { createProxy } from "./support/cluster/faults.ts";
+import { createNamespace, createPods, waitForEndpointSlices } from "./support/cluster/fixtures.ts";
+import { kube } from "./support/cluster/http.ts";
+import type { KubeObject } from "./support/cluster/types.ts";
+import { sleep, waitFor } from "./support/cluster/wait.ts";
 import { parseWithGo } from "./support/go_time.ts";
 import { createPodNetwork } from "./support/netns.ts";
 import { podMount, type SidecarProcess, spawnSidecar } from "./support/sidecar.ts";

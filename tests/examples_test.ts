@@ -17,15 +17,13 @@ import { parseAllDocuments } from "yaml";
 import {
   createNamespace,
   createPods,
-  kube,
-  type KubeObject,
-  kubeOk,
-  mintToken,
   podIPv4,
-  testCluster,
-  waitFor,
   waitForEndpointSlices,
-} from "./support/cluster.ts";
+} from "./support/cluster/fixtures.ts";
+import { kube, kubeOk, testCluster } from "./support/cluster/http.ts";
+import { mintToken } from "./support/cluster/rbac.ts";
+import type { KubeObject } from "./support/cluster/types.ts";
+import { waitFor } from "./support/cluster/wait.ts";
 import { spawnSidecar } from "./support/sidecar.ts";
 import { LIVE_TEST as T } from "./support/options.ts";
 

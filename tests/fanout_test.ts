@@ -9,11 +9,11 @@ import {
   createNamespace,
   createPods,
   createService,
-  type Endpoint,
-  kubeOk,
   setPodReady,
-  waitFor,
-} from "./support/cluster.ts";
+} from "./support/cluster/fixtures.ts";
+import { kubeOk } from "./support/cluster/http.ts";
+import type { Endpoint } from "./support/cluster/types.ts";
+import { waitFor } from "./support/cluster/wait.ts";
 import {
   closeAll,
   dechunk,

@@ -5,19 +5,15 @@
 import assert from "node:assert/strict";
 import {
   compactEtcd,
-  createNamespace,
-  createPods,
   createProxy,
-  createService,
-  grantRole,
-  kube,
-  kubeOk,
-  mintToken,
   restartAPIServer,
   startAPIServer,
   stopAPIServer,
-  waitFor,
-} from "./support/cluster.ts";
+} from "./support/cluster/faults.ts";
+import { createNamespace, createPods, createService } from "./support/cluster/fixtures.ts";
+import { kube, kubeOk } from "./support/cluster/http.ts";
+import { grantRole, mintToken } from "./support/cluster/rbac.ts";
+import { waitFor } from "./support/cluster/wait.ts";
 import { DISCOVERY_RULES, podMount, type SidecarProcess, spawnSidecar } from "./support/sidecar.ts";
 import { LIVE_TEST as T } from "./support/options.ts";
 

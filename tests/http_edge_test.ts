@@ -13,14 +13,13 @@ import {
   createPod,
   createPods,
   createService,
-  sleep,
-  waitFor,
-} from "./support/cluster.ts";
+} from "./support/cluster/fixtures.ts";
+import { sleep, waitFor } from "./support/cluster/wait.ts";
 import type { FloodResult, FuzzAnswer, HostileRun } from "./support/hostile_client.ts";
 import { createPodNetwork, type PodNetwork } from "./support/netns.ts";
+import { LIVE_TEST as T } from "./support/options.ts";
 import { childEnv, podMount, type SidecarProcess, spawnSidecar } from "./support/sidecar.ts";
 
-const T = { sanitizeOps: false, sanitizeResources: false };
 const CLIENT = new URL("./support/hostile_client.ts", import.meta.url).pathname;
 /** The examples' memory limit (examples/*.yaml: 256Mi). */
 const MEMORY_LIMIT = 256 * 1024 * 1024;

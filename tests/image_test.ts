@@ -16,12 +16,11 @@ import {
   createNamespace,
   createPods,
   createService,
-  createServiceAccount,
-  mintToken,
-  testCluster,
-  waitFor,
   waitForEndpointSlices,
-} from "./support/cluster.ts";
+} from "./support/cluster/fixtures.ts";
+import { testCluster } from "./support/cluster/http.ts";
+import { createServiceAccount, mintToken } from "./support/cluster/rbac.ts";
+import { waitFor } from "./support/cluster/wait.ts";
 import { DISCOVERY_RULES } from "./support/sidecar.ts";
 import { SETTINGS } from "../lib/config.ts";
 import { STORE_VARS } from "../lib/trust.ts";

@@ -6,21 +6,11 @@
  * served within seconds by the same process.
  */
 import assert from "node:assert/strict";
-import {
-  createNamespace,
-  createPods,
-  createProxy,
-  createService,
-  createServiceAccount,
-  grantRole,
-  kube,
-  mintToken,
-  revokeRole,
-  sleep,
-  testCluster,
-  uniqueName,
-  waitFor,
-} from "./support/cluster.ts";
+import { createProxy } from "./support/cluster/faults.ts";
+import { createNamespace, createPods, createService } from "./support/cluster/fixtures.ts";
+import { kube, testCluster } from "./support/cluster/http.ts";
+import { createServiceAccount, grantRole, mintToken, revokeRole } from "./support/cluster/rbac.ts";
+import { sleep, uniqueName, waitFor } from "./support/cluster/wait.ts";
 import {
   execPlugin,
   kubeconfigObject,
@@ -33,8 +23,8 @@ import {
   type SidecarProcess,
   spawnSidecar,
 } from "./support/sidecar.ts";
+import { LIVE_TEST as T } from "./support/options.ts";
 
-const T = { sanitizeOps: false, sanitizeResources: false };
 /** `deno task start`'s permissions: exec plugins need --allow-run. */
 const START_PERMISSIONS = [...SIDECAR_PERMISSIONS, "--allow-run"];
 /** "Within seconds": the reflector's first backoff after a 401 is 0.8–1.6 s. */

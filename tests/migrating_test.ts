@@ -10,13 +10,12 @@ import {
   createNamespace,
   createPods,
   createService,
-  grantRole,
   podIPv4,
   podIPv6,
-  sleep,
-  waitFor,
   waitForEndpointSlices,
-} from "./support/cluster.ts";
+} from "./support/cluster/fixtures.ts";
+import { grantRole } from "./support/cluster/rbac.ts";
+import { sleep, waitFor } from "./support/cluster/wait.ts";
 import { GO_ZERO_UNIX, parseWithGo } from "./support/go_time.ts";
 import { DISCOVERY_RULES, type PodMount, podMount, spawnSidecar } from "./support/sidecar.ts";
 import { BACKOFF_MAX_MS } from "../lib/backoff.ts";

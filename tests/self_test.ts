@@ -14,10 +14,9 @@ import {
   podIPv4,
   podIPv6,
   setPodReady,
-  uniqueName,
-  waitFor,
   waitForEndpointSlices,
-} from "./support/cluster.ts";
+} from "./support/cluster/fixtures.ts";
+import { uniqueName, waitFor } from "./support/cluster/wait.ts";
 import { podMount, type SidecarProcess, spawnSidecar } from "./support/sidecar.ts";
 import { type SseMessage, strictReader } from "./support/sse_client.ts";
 import { LIVE_TEST as T } from "./support/options.ts";

@@ -8,7 +8,8 @@
  * @module
  */
 import assert from "node:assert/strict";
-import { createEndpointSlice, createNamespace, sleep, waitFor } from "./support/cluster.ts";
+import { createEndpointSlice, createNamespace } from "./support/cluster/fixtures.ts";
+import { sleep, waitFor } from "./support/cluster/wait.ts";
 import { podMount, type SidecarProcess, spawnSidecar } from "./support/sidecar.ts";
 import { LIVE_TEST as T } from "./support/options.ts";
 

@@ -7,10 +7,10 @@ import {
   deletePod,
   listEndpointSlices,
   setPodReady,
-  waitFor,
   waitForEndpointSlices,
-  writeKubeconfig,
-} from "./support/cluster.ts";
+} from "./support/cluster/fixtures.ts";
+import { writeKubeconfig } from "./support/cluster/kubeconfig.ts";
+import { waitFor } from "./support/cluster/wait.ts";
 import { podMount, type SidecarProcess, spawnSidecar } from "./support/sidecar.ts";
 import { LIVE_TEST as T } from "./support/options.ts";
 

@@ -6,11 +6,11 @@ import {
   createPods,
   createService,
   forceDeletePod,
-  grantRole,
   listEndpointSlices,
   podIPv4,
-  waitFor,
-} from "./support/cluster.ts";
+} from "./support/cluster/fixtures.ts";
+import { grantRole } from "./support/cluster/rbac.ts";
+import { waitFor } from "./support/cluster/wait.ts";
 import { DISCOVERY_RULES, podMount, spawnSidecar } from "./support/sidecar.ts";
 import { type SseMessage, SseState, strictReader } from "./support/sse_client.ts";
 import { LIVE_TEST as T } from "./support/options.ts";

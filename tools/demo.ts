@@ -11,8 +11,8 @@ import {
   createPods,
   createService,
   forceDeletePod,
-  testCluster,
-} from "../tests/support/cluster.ts";
+} from "../tests/support/cluster/fixtures.ts";
+import { testCluster } from "../tests/support/cluster/http.ts";
 
 /** How often a Pod comes or goes, so there is something to watch. */
 const CHURN_INTERVAL_MS = 4_000;

@@ -21,15 +21,11 @@
  *
  * @module
  */
-import {
-  createNamespace,
-  createService,
-  grantRole,
-  kubeOk,
-  sleep,
-  startAPIServer,
-  stopAPIServer,
-} from "../tests/support/cluster.ts";
+import { startAPIServer, stopAPIServer } from "../tests/support/cluster/faults.ts";
+import { createNamespace, createService } from "../tests/support/cluster/fixtures.ts";
+import { kubeOk } from "../tests/support/cluster/http.ts";
+import { grantRole } from "../tests/support/cluster/rbac.ts";
+import { sleep } from "../tests/support/cluster/wait.ts";
 import {
   DISCOVERY_RULES,
   type PodMount,

@@ -7,7 +7,7 @@
  *
  * @module
  */
-import { testCluster } from "./cluster.ts";
+import { testCluster } from "./cluster/http.ts";
 
 const PLUGIN = new URL("./exec_plugin.sh", import.meta.url).pathname;
 

@@ -202,9 +202,9 @@ export interface PodMountOptions {
 
 /** Creates a ServiceAccount (with a Role), mints its token, and lays out the pod's mount. */
 export async function podMount(ns: string, options: PodMountOptions = {}): Promise<PodMount> {
-  const { createServiceAccount, mintToken, testCluster, uniqueName } = await import(
-    "./cluster.ts"
-  );
+  const { createServiceAccount, mintToken } = await import("./cluster/rbac.ts");
+  const { testCluster } = await import("./cluster/http.ts");
+  const { uniqueName } = await import("./cluster/wait.ts");
   const sa = options.serviceAccount ?? uniqueName("sidecar");
   const rules = options.rules ?? DISCOVERY_RULES;
   await createServiceAccount(ns, sa, rules.length ? { rules } : {});

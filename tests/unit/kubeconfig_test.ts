@@ -2,8 +2,7 @@
 import assert from "node:assert/strict";
 import { ConfigError } from "../../lib/config.ts";
 import { connect } from "../../lib/kube_client.ts";
-
-const T = { sanitizeResources: false, sanitizeOps: false };
+import { LIVE_TEST as T } from "../support/options.ts";
 
 /** A self-signed CA in PEM, enough for Deno.createHttpClient to accept it. */
 const CA = Deno.readTextFileSync(new URL("../../tests/unit/testdata/ca.crt", import.meta.url));

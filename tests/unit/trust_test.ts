@@ -5,8 +5,8 @@
  * signed the server's certificate; the kubeconfig names another CA (ca.crt).
  */
 import assert from "node:assert/strict";
+import { LIVE_TEST as T } from "../support/options.ts";
 
-const T = { sanitizeResources: false, sanitizeOps: false };
 const testdata = (f: string) => new URL(`testdata/${f}`, import.meta.url).pathname;
 const PROBE = new URL("../support/trust_probe.ts", import.meta.url).pathname;
 

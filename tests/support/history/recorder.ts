@@ -7,7 +7,7 @@
  *
  * @module
  */
-import { sleep } from "../cluster.ts";
+import { sleep } from "../cluster/wait.ts";
 
 /** What a client asks for, which decides how the checker reads the body. */
 export type AnswerKind = "endpoints" | "service" | "services" | "sse";

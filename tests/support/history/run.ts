@@ -9,14 +9,9 @@
  *
  * @module
  */
-import {
-  compactEtcd,
-  createNamespace,
-  restartAPIServer,
-  sleep,
-  startAPIServer,
-  stopAPIServer,
-} from "../cluster.ts";
+import { compactEtcd, restartAPIServer, startAPIServer, stopAPIServer } from "../cluster/faults.ts";
+import { createNamespace } from "../cluster/fixtures.ts";
+import { sleep } from "../cluster/wait.ts";
 import type { FaultRecord, History } from "./checker.ts";
 import { collectLines } from "./logs.ts";
 import { Recorder } from "./recorder.ts";

@@ -7,20 +7,17 @@
  *
  * @module
  */
+import { createProxy, type FaultProxy } from "../cluster/faults.ts";
 import {
   createPod,
-  createProxy,
   createService,
   deletePod,
-  type EndpointSlice,
-  type FaultProxy,
   forceDeletePod,
-  kube,
-  type KubeList,
-  kubeOk,
   setPodReady,
-  sleep,
-} from "../cluster.ts";
+} from "../cluster/fixtures.ts";
+import { kube, kubeOk } from "../cluster/http.ts";
+import type { EndpointSlice, KubeList } from "../cluster/types.ts";
+import { sleep } from "../cluster/wait.ts";
 import type { ClientSpec } from "./checker.ts";
 import type { Recorder } from "./recorder.ts";
 import { type Change, prng, SERVICES } from "./schedule.ts";

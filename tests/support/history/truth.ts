@@ -11,7 +11,10 @@
  */
 import type { V1EndpointSlice } from "@kubernetes/client-node";
 import { type EndpointView, mergeSlices } from "../../../lib/endpoints.ts";
-import { type KubeList, kubeOk, openWatch, sleep, type WatchStream } from "../cluster.ts";
+import { kubeOk } from "../cluster/http.ts";
+import type { KubeList } from "../cluster/types.ts";
+import { sleep } from "../cluster/wait.ts";
+import { openWatch, type WatchStream } from "../cluster/watch.ts";
 
 /** The label that ties an EndpointSlice to its Service. */
 const SERVICE_LABEL = "kubernetes.io/service-name";
