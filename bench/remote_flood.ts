@@ -17,7 +17,7 @@
  * @module
  */
 import { parseAllDocuments } from "yaml";
-import { childEnv } from "../tests/support/sidecar.ts";
+import { runHostile } from "../tests/support/hostile_run.ts";
 import { createPodNetwork, type PodNetwork } from "../tests/support/netns.ts";
 import type { FloodResult, HostileRun } from "../tests/support/hostile_client.ts";
 import { type Context, createContext } from "./_context.ts";
@@ -28,7 +28,6 @@ import type { RemoteFloodRun } from "./types.ts";
 import { now, procMemory, round, sleep, summarize } from "./util.ts";
 
 const ROOT = new URL("..", import.meta.url).pathname;
-const CLIENT = `${ROOT}tests/support/hostile_client.ts`;
 /** The example whose sidecar's memory request and limit the figures are set against. */
 const EXAMPLE = `${ROOT}examples/nginx-deployment.yaml`;
 /** The defaults of --max-remote-connections and --max-connections-per-client (lib/config.ts). */
@@ -118,26 +117,7 @@ async function settle(pid: number, target: number): Promise<number> {
 }
 
 /** The hostile client's flood, from inside the namespace; its result once it ends. */
-async function flood(net: PodNetwork, run: HostileRun): Promise<FloodResult> {
-  const out = await new Deno.Command("ip", {
-    args: [
-      "netns",
-      "exec",
-      net.name,
-      Deno.execPath(),
-      "run",
-      "--allow-net",
-      CLIENT,
-      JSON.stringify(run),
-    ],
-    env: childEnv(),
-    clearEnv: true,
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
-  if (!out.success) throw new Error(`hostile client: ${new TextDecoder().decode(out.stderr)}`);
-  return JSON.parse(new TextDecoder().decode(out.stdout).trim().split("\n").pop()!);
-}
+const flood = (net: PodNetwork, run: HostileRun) => runHostile<FloodResult>(net, run);
 
 /** Reads GET /endpoints back to back over one kept-alive connection (no Nagle delay: fetch's
  * showed a 40 ms delayed-ACK floor here), as the Pod's own client, until `stop` resolves. */

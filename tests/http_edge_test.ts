@@ -15,37 +15,14 @@ import {
   createService,
 } from "./support/cluster/fixtures.ts";
 import { sleep, waitFor } from "./support/cluster/wait.ts";
-import type { FloodResult, FuzzAnswer, HostileRun } from "./support/hostile_client.ts";
+import type { FloodResult, FuzzAnswer } from "./support/hostile_client.ts";
 import { createPodNetwork, type PodNetwork } from "./support/netns.ts";
 import { LIVE_TEST as T } from "./support/options.ts";
-import { childEnv, podMount, type SidecarProcess, spawnSidecar } from "./support/sidecar.ts";
+import { podMount, type SidecarProcess, spawnSidecar } from "./support/sidecar.ts";
+import { runHostile, runInNamespace } from "./support/hostile_run.ts";
 
-const CLIENT = new URL("./support/hostile_client.ts", import.meta.url).pathname;
 /** The examples' memory limit (examples/*.yaml: 256Mi). */
 const MEMORY_LIMIT = 256 * 1024 * 1024;
-
-/** Runs the hostile client inside the namespace; its one JSON line. */
-async function hostile<R>(net: PodNetwork, run: HostileRun): Promise<R> {
-  const out = await new Deno.Command("ip", {
-    args: [
-      "netns",
-      "exec",
-      net.name,
-      Deno.execPath(),
-      "run",
-      "--allow-net",
-      CLIENT,
-      JSON.stringify(run),
-    ],
-    env: childEnv(),
-    clearEnv: true,
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
-  const text = new TextDecoder().decode(out.stdout);
-  assert.ok(out.success, `hostile client: ${new TextDecoder().decode(out.stderr)}`);
-  return JSON.parse(text.trim().split("\n").pop()!);
-}
 
 /** Sends raw bytes to a loopback port; what comes back until the server closes (or 3 s). */
 async function raw(port: number, text: string): Promise<string> {
@@ -129,7 +106,7 @@ Deno.test(
         { host: s.net.hostV4, port },
         { host: s.net.hostV6, port },
       ]);
-      const answers = await hostile<FuzzAnswer[]>(s.net, {
+      const answers = await runHostile<FuzzAnswer[]>(s.net, {
         mode: "fuzz",
         targets,
         seed,
@@ -249,7 +226,7 @@ Deno.test(
           await sleep(20);
         }
       })();
-      const flood = hostile<FloodResult>(s.net, {
+      const flood = runHostile<FloodResult>(s.net, {
         mode: "flood",
         host: s.net.hostV4,
         port: s.port,
@@ -315,7 +292,7 @@ Deno.test(
     const kubelet = await createPodNetwork();
     try {
       const hold = (net: PodNetwork, host: string) =>
-        hostile<FloodResult>(net, {
+        runHostile<FloodResult>(net, {
           mode: "flood",
           host,
           port: s.port,
@@ -426,23 +403,11 @@ await p.shutdown();
 console.log(JSON.stringify({ addr: p.addr.hostname, body, lines }));
 `,
       );
-      const out = await new Deno.Command("ip", {
-        args: [
-          "netns",
-          "exec",
-          net.name,
-          Deno.execPath(),
-          "run",
-          "--allow-net",
-          "--allow-read",
-          "--unstable-net",
-          script,
-        ],
-        env: childEnv(),
-        clearEnv: true,
-      }).output();
-      assert.ok(out.success, new TextDecoder().decode(out.stderr));
-      const result = JSON.parse(new TextDecoder().decode(out.stdout).trim().split("\n").pop()!);
+      const result = await runInNamespace<{ addr: string; body: string; lines: unknown[] }>(
+        net,
+        ["--allow-net", "--allow-read", "--unstable-net"],
+        script,
+      );
       assert.deepEqual(result, { addr: "::", body: "ok", lines: [] });
     } finally {
       await Deno.remove(dir, { recursive: true });
