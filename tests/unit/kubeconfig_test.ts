@@ -321,19 +321,41 @@ function authServer(): {
   return { port: server.addr.port, accepted, seen, stop: () => server.shutdown() };
 }
 
+/** The test exec plugin (tests/support/exec_plugin.sh), keeping its state in `dir`. */
+function pluginExec(dir: string) {
+  return {
+    apiVersion: "client.authentication.k8s.io/v1",
+    command: new URL("../support/exec_plugin.sh", import.meta.url).pathname,
+    args: ["client.authentication.k8s.io/v1"],
+    env: [{ name: "KPD_PLUGIN_DIR", value: dir }],
+    interactiveMode: "Never",
+  };
+}
+
+/** Writes `${dir}/config`: one context for the {@linkcode authServer} on `port` and `user`. */
+function writeAuthKubeconfig(dir: string, port: number, user: unknown): Promise<void> {
+  return Deno.writeTextFile(
+    `${dir}/config`,
+    JSON.stringify({
+      "current-context": "c",
+      contexts: [{ name: "c", context: { cluster: "k", user: "u" } }],
+      clusters: [{
+        name: "k",
+        cluster: {
+          server: `https://127.0.0.1:${port}`,
+          "certificate-authority": new URL("testdata/tls-ca.crt", import.meta.url).pathname,
+        },
+      }],
+      users: [{ name: "u", user }],
+    }),
+  );
+}
+
 for (
   const [what, user] of [
     [
       "an exec plugin runs again",
-      (dir: string) => ({
-        exec: {
-          apiVersion: "client.authentication.k8s.io/v1",
-          command: new URL("../support/exec_plugin.sh", import.meta.url).pathname,
-          args: ["client.authentication.k8s.io/v1"],
-          env: [{ name: "KPD_PLUGIN_DIR", value: dir }],
-          interactiveMode: "Never",
-        },
-      }),
+      (dir: string) => ({ exec: pluginExec(dir) }),
     ],
     ["a tokenFile is read again", (dir: string) => ({ tokenFile: `${dir}/token` })],
   ] as const
@@ -344,21 +366,7 @@ for (
       await inTempDir(async (dir) => {
         await Deno.writeTextFile(`${dir}/token`, "first");
         server.accepted.add("first");
-        await Deno.writeTextFile(
-          `${dir}/config`,
-          JSON.stringify({
-            "current-context": "c",
-            contexts: [{ name: "c", context: { cluster: "k", user: "u" } }],
-            clusters: [{
-              name: "k",
-              cluster: {
-                server: `https://127.0.0.1:${server.port}`,
-                "certificate-authority": new URL("testdata/tls-ca.crt", import.meta.url).pathname,
-              },
-            }],
-            users: [{ name: "u", user: user(dir) }],
-          }),
-        );
+        await writeAuthKubeconfig(dir, server.port, user(dir));
         const conn = await connect({ kubeconfig: `${dir}/config`, serviceAccountDir: "/x" });
         const status = async () => {
           const r = await conn.fetch("/version");
@@ -489,21 +497,7 @@ Deno.test(
       await inTempDir(async (dir) => {
         // A tokenFile pointed at the wrong file: a key, a kubeconfig, two tokens.
         await Deno.writeTextFile(`${dir}/token`, `first line\n${secret}\n`);
-        await Deno.writeTextFile(
-          `${dir}/config`,
-          JSON.stringify({
-            "current-context": "c",
-            contexts: [{ name: "c", context: { cluster: "k", user: "u" } }],
-            clusters: [{
-              name: "k",
-              cluster: {
-                server: `https://127.0.0.1:${server.port}`,
-                "certificate-authority": new URL("testdata/tls-ca.crt", import.meta.url).pathname,
-              },
-            }],
-            users: [{ name: "u", user: { tokenFile: `${dir}/token` } }],
-          }),
-        );
+        await writeAuthKubeconfig(dir, server.port, { tokenFile: `${dir}/token` });
         const conn = await connect({ kubeconfig: `${dir}/config`, serviceAccountDir: "/x" });
         try {
           await assert.rejects(conn.fetch("/version"), (e: unknown) => {
@@ -575,32 +569,9 @@ Deno.test(
     try {
       await inTempDir(async (dir) => {
         await Deno.writeTextFile(`${dir}/token`, "first");
-        await Deno.writeTextFile(
-          `${dir}/config`,
-          JSON.stringify({
-            "current-context": "c",
-            contexts: [{ name: "c", context: { cluster: "k", user: "u" } }],
-            clusters: [{
-              name: "k",
-              cluster: {
-                server: `https://127.0.0.1:${server.port}`,
-                "certificate-authority": new URL("testdata/tls-ca.crt", import.meta.url).pathname,
-              },
-            }],
-            users: [{
-              name: "u",
-              user: {
-                exec: {
-                  apiVersion: "client.authentication.k8s.io/v1",
-                  command: new URL("../support/exec_plugin.sh", import.meta.url).pathname,
-                  args: ["client.authentication.k8s.io/v1"],
-                  env: [{ name: "KPD_PLUGIN_DIR", value: dir }],
-                  interactiveMode: "Never",
-                },
-              },
-            }],
-          }),
-        );
+        await writeAuthKubeconfig(dir, server.port, {
+          exec: pluginExec(dir),
+        });
         const round = async (i: number) => {
           const mode = ["token", "fail", "token", "garbage"][i % 4];
           await Deno.writeTextFile(`${dir}/mode`, mode);
@@ -644,34 +615,11 @@ Deno.test(
     try {
       await inTempDir(async (dir) => {
         await Deno.writeTextFile(`${dir}/token`, "first");
-        await Deno.writeTextFile(
-          `${dir}/config`,
-          JSON.stringify({
-            "current-context": "c",
-            contexts: [{ name: "c", context: { cluster: "k", user: "u" } }],
-            clusters: [{
-              name: "k",
-              cluster: {
-                server: `https://127.0.0.1:${server.port}`,
-                "certificate-authority": new URL("testdata/tls-ca.crt", import.meta.url).pathname,
-              },
-            }],
-            users: [{
-              name: "u",
-              user: {
-                "client-certificate-data": btoa(pem("tls-server.crt")),
-                "client-key-data": btoa(pem("tls-server.key")),
-                exec: {
-                  apiVersion: "client.authentication.k8s.io/v1",
-                  command: new URL("../support/exec_plugin.sh", import.meta.url).pathname,
-                  args: ["client.authentication.k8s.io/v1"],
-                  env: [{ name: "KPD_PLUGIN_DIR", value: dir }],
-                  interactiveMode: "Never",
-                },
-              },
-            }],
-          }),
-        );
+        await writeAuthKubeconfig(dir, server.port, {
+          "client-certificate-data": btoa(pem("tls-server.crt")),
+          "client-key-data": btoa(pem("tls-server.key")),
+          exec: pluginExec(dir),
+        });
         const conn = await connect({ kubeconfig: `${dir}/config`, serviceAccountDir: "/x" });
         try {
           await (await conn.fetch("/version")).body?.cancel();
