@@ -149,5 +149,18 @@ export function explain(
   if (isUnauthorized(e)) {
     return `unauthorized (401): ${(e as Error).message}; re-reading the token`;
   }
-  return (e as Error)?.message ?? String(e);
+  const message = (e as Error)?.message ?? String(e);
+  const cause = (e as Error)?.cause;
+  // Deno's fetch says only "fetch failed" and puts what failed in `cause`, after the request's
+  // URL (which the log line's namespace and resource already say).
+  if (!(cause instanceof Error)) return message;
+  const why = cause.message.split("\n")[0].replace(
+    /^error sending request for url \([^)]*\): /,
+    "",
+  );
+  const line = `${message}: ${why}`;
+  return /invalid peer certificate: (UnknownIssuer|BadSignature)/i.test(why)
+    ? `${line}; the API server's certificate is not signed by the CA it is checked against ` +
+      "(in a Pod the service account's ca.crt, else the kubeconfig cluster's certificate-authority)"
+    : line;
 }

@@ -95,6 +95,29 @@ Deno.test("a refused or reset connection is retried quickly, a TLS error is not"
   assert.ok(!isConnectionRefused(new ApiError(503, "", "connection refused")));
 });
 
+Deno.test("a failed fetch explains what failed (its cause), and a certificate error names the CA the API server is checked against", () => {
+  const tls = new TypeError("fetch failed", {
+    cause: new Error(
+      "error sending request for url (https://10.96.0.1/apis/x?watch=1): client error " +
+        "(Connect): invalid peer certificate: UnknownIssuer",
+    ),
+  });
+  const line = explain(tls, "shop");
+  assert.match(
+    line,
+    /^fetch failed: client error \(Connect\): invalid peer certificate: UnknownIssuer/,
+  );
+  assert.match(line, /ca\.crt/);
+  assert.match(line, /certificate-authority/);
+  assert.ok(!line.includes("\n"));
+  const dns = new TypeError("fetch failed", {
+    cause: new Error(
+      "error sending request for url (https://api.example/x): dns error: no such host",
+    ),
+  });
+  assert.equal(explain(dns, "shop"), "fetch failed: dns error: no such host");
+});
+
 Deno.test("a 403 explains the Role rule that fixes it, for the namespace and the resource", () => {
   const line = explain(new ApiError(403, "Forbidden", "denied"), "shop");
   assert.match(line, /^forbidden: denied\. /);
