@@ -2,9 +2,10 @@
  * The connection to the Kubernetes API server: where it is, how to trust it and how to
  * authenticate. In a cluster: the pod's mounted service account, whose token is re-read at
  * least once a minute and at once after a 401 (bound tokens expire and the kubelet rewrites the
- * file). Out of a cluster: the current kubeconfig context (lib/kubeconfig_connection.ts, a
- * dynamic import taken only in that mode: exec plugins, token files, rotating certificates,
- * merged KUBECONFIG files, http:// servers). Requests use Deno's own `fetch` with a
+ * file), and whose ca.crt is read again whenever the connection is made anew (after a failure),
+ * so a rotated cluster CA is trusted without a restart. Out of a cluster: the current kubeconfig
+ * context (lib/kubeconfig_connection.ts, a dynamic import taken only in that mode: exec plugins,
+ * token files, rotating certificates, merged KUBECONFIG files, http:// servers). Requests use Deno's own `fetch` with a
  * `Deno.HttpClient`.
  *
  * @module
@@ -71,7 +72,7 @@ function readText(path: string, setting: string): string {
 function inCluster(host: string, port: string, options: ConnectOptions): KubeConnection {
   const dir = options.serviceAccountDir;
   const setting = "--service-account-dir";
-  const ca = readText(`${dir}/ca.crt`, setting);
+  let ca = readText(`${dir}/ca.crt`, setting);
   let token = readText(`${dir}/token`, setting).trim();
   let readAt = Date.now();
   let namespace: string | undefined;
@@ -120,8 +121,17 @@ function inCluster(host: string, port: string, options: ConnectOptions): KubeCon
       readAt = 0;
     },
     reset() {
+      // A connection made anew (after a failure) trusts ca.crt as it is now: the kubelet rotates
+      // it in place when the cluster's CA changes, and the API server may already present a
+      // certificate from the new CA. An unreadable or unusable file keeps the CA in use.
       client.close();
-      client = Deno.createHttpClient({ caCerts: [ca] });
+      try {
+        const now = Deno.readTextFileSync(`${dir}/ca.crt`);
+        client = Deno.createHttpClient({ caCerts: [now] });
+        ca = now;
+      } catch {
+        client = Deno.createHttpClient({ caCerts: [ca] });
+      }
     },
     close() {
       client.close();
