@@ -5,7 +5,10 @@
  * What does: Deno builds its root store once, at the first TLS connection, from
  * DENO_TLS_CA_STORE and (for `system`) SSL_CERT_FILE / SSL_CERT_DIR, read then, not at start.
  * So before the first connection the sidecar sets the store to `system` and its file to
- * /dev/null: the root store is empty and only the CA handed to each client is trusted. The
+ * /dev/null (in a pod, to the mount's ca.crt): the root store holds nothing else, and only the CA
+ * handed to each client is trusted. Being built once, the store keeps the CA it was built with; a
+ * rotated CA comes with the next client's `caCerts` (lib/kube_client.ts). A `DENO_CERT` file is
+ * read at start, before this can run, and stays trusted (README "Trust"). The
  * variables are process-wide, so exec plugins are run with the environment as it was before
  * ({@linkcode pluginEnv}). Where the environment may not be written (a `--allow-env` list
  * without these names), nothing changes and the platform's roots stay trusted too.
