@@ -22,28 +22,31 @@ const version = async (name: string, ca: string) => {
   await Deno.symlink(name, `${dir}/..data_tmp`);
   await Deno.rename(`${dir}/..data_tmp`, `${dir}/..data`);
 };
-await version("..2026_01", first!);
-await Deno.symlink("..data/ca.crt", `${dir}/ca.crt`);
-await Deno.symlink("..data/token", `${dir}/token`);
-const env: Record<string, string> = {
-  KUBERNETES_SERVICE_HOST: "127.0.0.1",
-  KUBERNETES_SERVICE_PORT: port!,
-};
-const conn = await connect({ serviceAccountDir: dir, env: (n) => env[n] });
-const request = async () => {
-  try {
-    const r = await conn.fetch("/version");
-    await r.body?.cancel();
-    return "accepted";
-  } catch {
-    return "refused";
-  }
-};
-const answers = [await request()];
-await version("..2026_02", second!);
-await Deno.remove(`${dir}/..2026_01`, { recursive: true });
-conn.reset();
-answers.push(await request());
-conn.close();
-await Deno.remove(dir, { recursive: true });
-console.log(answers.join(" "));
+try {
+  await version("..2026_01", first!);
+  await Deno.symlink("..data/ca.crt", `${dir}/ca.crt`);
+  await Deno.symlink("..data/token", `${dir}/token`);
+  const env: Record<string, string> = {
+    KUBERNETES_SERVICE_HOST: "127.0.0.1",
+    KUBERNETES_SERVICE_PORT: port!,
+  };
+  const conn = await connect({ serviceAccountDir: dir, env: (n) => env[n] });
+  const request = async () => {
+    try {
+      const r = await conn.fetch("/version");
+      await r.body?.cancel();
+      return "accepted";
+    } catch {
+      return "refused";
+    }
+  };
+  const answers = [await request()];
+  await version("..2026_02", second!);
+  await Deno.remove(`${dir}/..2026_01`, { recursive: true });
+  conn.reset();
+  answers.push(await request());
+  conn.close();
+  console.log(answers.join(" "));
+} finally {
+  await Deno.remove(dir, { recursive: true });
+}

@@ -1,8 +1,9 @@
 /**
  * lib/kube_client.ts in a Pod: a cluster CA rotated in the service-account mount (the kubelet
  * swaps its `..data` symlink) is trusted once the connection is made anew after a failure, with
- * no restart; the CA it started with stays trusted, and the platform's roots never are. The API
- * server is stood in for by a server whose certificate tls-ca.crt signed; ca.crt is another CA.
+ * no restart. The API server is stood in for by a server whose certificate tls-ca.crt signed;
+ * ca.crt is another CA. Each case runs in a child process (tests/support/ca_rotation_probe.ts),
+ * since Deno builds its root store once per process.
  */
 import assert from "node:assert/strict";
 import { LIVE_TEST as T } from "../support/options.ts";
