@@ -10,6 +10,7 @@
  * @module
  */
 import { ConfigError } from "./config.ts";
+import { picksHttp2 } from "./alpn.ts";
 import { trustOnlyGivenCAs } from "./trust.ts";
 import type { KubeConnection } from "./kube_connection.ts";
 
@@ -123,6 +124,7 @@ function inCluster(host: string, port: string, options: ConnectOptions): KubeCon
       client.close();
       client = Deno.createHttpClient({ caCerts: [ca] });
     },
+    multiplexed: () => picksHttp2(`https://${h}:${port}`, ca),
     close() {
       client.close();
     },
