@@ -301,9 +301,10 @@ export class Reflector {
   #moved(e: ConnectionReplaced): void {
     this.health.broken(e.message);
     this.stats.lastError = e.message;
-    // The shared probe found the connection dead: each watch on it was broken, say so as a
-    // broken watch would.
-    this.#o.log.log(e.dead ? "warn" : "info", "watch moved to a new connection", {
+    // The shared probe found the connection dead (and reset it): each watch on it was broken,
+    // and says so as one that found it dead itself (`#resume`) does.
+    const msg = e.dead ? "watch broken; resuming" : "watch moved to a new connection";
+    this.#o.log.log(e.dead ? "warn" : "info", msg, {
       namespace: this.#o.namespace,
       resource: this.#kind,
       reason: e.message,

@@ -129,6 +129,9 @@ function scriptedServer(multiplexed = true) {
   return { conn, state, bookmarkA };
 }
 
+/** Every log line's message and reason, by namespace. */
+const logs: Record<string, string[]> = {};
+
 function reflector(namespace: string, connection: ReturnType<typeof shareConnection>) {
   const store: ReflectorStore & { synced: boolean } = {
     synced: false,
@@ -138,7 +141,11 @@ function reflector(namespace: string, connection: ReturnType<typeof shareConnect
     apply() {},
     touch() {},
   };
-  const log: Logger = { enabled: () => false, log() {} };
+  const lines: string[] = logs[namespace] = [];
+  const log: Logger = {
+    enabled: () => true,
+    log: (_level, msg, fields) => lines.push(`${msg}: ${fields?.reason ?? ""}`),
+  };
   return new Reflector(store, {
     namespace,
     connection,
@@ -180,6 +187,12 @@ Deno.test("watches on one HTTP/2 connection share its idle probe: none while any
     assert.equal(a.health.healthy, false, "watch a noticed within 45 s");
     assert.equal(b.health.healthy, false, "watch b noticed within 45 s");
     assert.equal(server.state.resets, 1, "the connection was reset once for all");
+    for (const ns of ["a", "b"]) {
+      assert.ok(
+        logs[ns].some((l) => /^watch broken; resuming: connection dead/.test(l)),
+        `watch ${ns} says its connection was dead: ${logs[ns].join("; ")}`,
+      );
+    }
   } finally {
     ac.abort();
     await clock.tick(1_000);
