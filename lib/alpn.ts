@@ -8,12 +8,13 @@
  * @module
  */
 
-/** How long the handshake may take before the answer is "cannot tell". */
+/** How long the handshake may take before the answer is "cannot tell" (undefined). */
 const HANDSHAKE_TIMEOUT_MS = 10_000;
 
-/** Whether `server` (an https:// URL, reached directly) picks HTTP/2; false for http://, on
- * failure or timeout (cannot tell). `caPem`: the CA that signed its certificate. */
-export async function picksHttp2(server: string, caPem?: string): Promise<boolean> {
+/** Whether `server` (an https:// URL, reached directly) picks HTTP/2: false for http:// or
+ * another pick, undefined when the handshake fails or times out (cannot tell). `caPem`: the CA
+ * that signed its certificate. */
+export async function picksHttp2(server: string, caPem?: string): Promise<boolean | undefined> {
   const url = new URL(server);
   if (url.protocol !== "https:") return false;
   let timer: ReturnType<typeof setTimeout> | undefined;
@@ -30,13 +31,13 @@ export async function picksHttp2(server: string, caPem?: string): Promise<boolea
       conn.close();
     }
   });
-  const late = new Promise<boolean>((resolve) => {
-    timer = setTimeout(() => resolve(false), HANDSHAKE_TIMEOUT_MS);
+  const late = new Promise<undefined>((resolve) => {
+    timer = setTimeout(() => resolve(undefined), HANDSHAKE_TIMEOUT_MS);
   });
   try {
     return await Promise.race([handshake, late]);
   } catch {
-    return false;
+    return undefined;
   } finally {
     clearTimeout(timer);
     handshake.catch(() => {});

@@ -26,10 +26,10 @@ export interface KubeConnection {
   reset(): void;
   /**
    * Whether every request rides one HTTP/2 connection, so that bytes of any response prove the
-   * one connection under every watch alive (lib/connection_liveness.ts). Absent, or false where
-   * it cannot be told: each watch probes its own connection.
+   * one connection under every watch alive (lib/connection_liveness.ts); undefined when it cannot
+   * be told now (the server unreachable). Absent or false: each watch probes its own connection.
    */
-  multiplexed?(): Promise<boolean>;
+  multiplexed?(): Promise<boolean | undefined>;
   /** Releases the HTTP client. */
   close(): void;
 }

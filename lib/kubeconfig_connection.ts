@@ -117,7 +117,8 @@ export function kubeconfigConnection(
       client = undefined;
     },
     // Through a proxy the pick is the proxy's business: cannot tell, each watch probes its own.
-    multiplexed: async () => https && !cluster.proxyUrl && await picksHttp2(cluster.server, ca?.()),
+    multiplexed: () =>
+      https && !cluster.proxyUrl ? picksHttp2(cluster.server, ca?.()) : Promise.resolve(false),
     close() {
       credentials.close();
       client?.close();

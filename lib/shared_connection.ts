@@ -36,12 +36,14 @@ export function shareConnection(
   options: ShareOptions = {},
 ): SharedConnection {
   const listeners = new Set<(reason?: string) => void>();
-  // Whether requests ride one HTTP/2 connection; until known (or where it cannot be told),
-  // every watch probes on its own, as over HTTP/1.1.
+  // Whether requests ride one HTTP/2 connection; until known, every watch probes on its own, as
+  // over HTTP/1.1. Asked again at each reset (the server's address may now reach another
+  // server); a "cannot tell" then (a reset in a black hole) keeps what was known.
   let multiplexed = false;
   const learn = () => {
-    multiplexed = false;
-    connection.multiplexed?.().then((m) => multiplexed = m, () => multiplexed = false);
+    connection.multiplexed?.().then((m) => {
+      if (m !== undefined) multiplexed = m;
+    }, () => {});
   };
   const reset = (reason?: string) => {
     live.close();

@@ -120,7 +120,8 @@ function scriptedServer(multiplexed = true) {
       state.resets++;
     },
     close() {},
-    multiplexed: () => Promise.resolve(multiplexed),
+    // In a black hole the handshake that tells it gets no answer either: cannot tell.
+    multiplexed: () => Promise.resolve(state.blackHole ? undefined : multiplexed),
   };
   const bookmarkA = () => {
     rv++;
@@ -219,6 +220,42 @@ Deno.test("where requests may not share one connection (HTTP/1.1, or cannot tell
       await clock.tick(20_000);
     }
     assert.ok(server.state.probes >= 1, "the quiet watch probed its own connection");
+  } finally {
+    ac.abort();
+    await clock.tick(1_000);
+    clock.restore();
+    await Promise.all(runs);
+  }
+});
+
+Deno.test("after a reset in a black hole, where HTTP/2 cannot be told, the watches still share one probe once the connection is back", async () => {
+  const clock = new FakeClock();
+  clock.install();
+  const ac = new AbortController();
+  let runs: Promise<void>[] = [];
+  try {
+    const server = scriptedServer();
+    const shared = shareConnection(server.conn);
+    await clock.settle();
+    const a = reflector("a", shared);
+    const b = reflector("b", shared);
+    runs = [a.run(ac.signal), b.run(ac.signal)];
+    await clock.tick(0);
+    server.state.blackHole = true;
+    await clock.tick(45_000);
+    assert.equal(server.state.resets, 1, "the dead connection was reset");
+    // Back: the watches sent into the black hole hang until their idle restart.
+    server.state.blackHole = false;
+    await clock.tick(100_000);
+    server.bookmarkA();
+    await clock.tick(0);
+    assert.ok(a.health.healthy, "watch a hears again");
+    const before = server.state.probes;
+    for (let t = 0; t < 180_000; t += 20_000) {
+      server.bookmarkA();
+      await clock.tick(20_000);
+    }
+    assert.equal(server.state.probes, before, "no probe while watch a hears every 20 s");
   } finally {
     ac.abort();
     await clock.tick(1_000);
