@@ -4,8 +4,10 @@
  * client-go's transport pings after 30 s without a frame (`ReadIdleTimeout`) and drops the
  * connection when no answer comes in 15 s (`PingTimeout`), the watchdog sends a small request
  * on the same HTTP client after 30 s of silence and gives up on the connection when it gets no
- * answer in 15 s. A watch that answers probes but stays silent past the idle timeout (longer
- * than the API server's bookmark period) is restarted quietly: that is no failure.
+ * answer in 15 s. Where every watch rides one HTTP/2 connection, the watchdog asks the
+ * connection's shared liveness instead (lib/connection_liveness.ts: one probe per connection).
+ * A watch that answers probes but stays silent past the idle timeout (longer than the API
+ * server's bookmark period) is restarted quietly: that is no failure.
  *
  * @module
  */
