@@ -148,9 +148,11 @@ function rows(r: Results): Row[] {
     add({
       goal: "",
       measure: `requests to the API server: completed in a ${f(a.windowS, 0)} s window; per hour`,
-      shipped: `${total}; ${a.perHourAnalytical}/h (analytical)`,
+      // Plus the idle probe, one per connection per 30 s of silence between bookmarks (every
+      // ~60 s): 60–120 an hour (report_sections.ts, "Load on the API server").
+      shipped: `${total}; ${a.perHourAnalytical}/h WATCH + 60–120/h probes (analytical)`,
       anchor: "Go service: 720/h",
-      ratio: inv(a.perHourAnalytical, 720),
+      ratio: `${inv(a.perHourAnalytical + 120, 720)} to ${inv(a.perHourAnalytical + 60, 720)}`,
     });
   }
   for (const st of r.startup ?? []) {

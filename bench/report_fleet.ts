@@ -70,6 +70,11 @@ function arithmetic(watch: FleetLevel | undefined, poll: FleetLevel | undefined)
     ` CPU for ${f(n, 0)} deliveries, so about ${f(watch.cpuMsPerChange * PODS / n, 0)} ms for` +
     ` ${f(PODS, 0)}; it reached the last of ${f(n, 0)} in ${p50p99(watch.toLast)} (p50 / p99)` +
     (poll ? `, against ${p50p99(poll.toLast)} for the last poller.` : "."),
+    `- requests at steady state (not counted by this scenario: its window is shorter than the`,
+    "  30 s of silence a probe waits for): one idle probe (`GET /version`) per sidecar per 30 s",
+    "  without a byte, 60–120 an hour, and 6–12 WATCH renewals an hour per watch, so" +
+    ` ${f(PODS, 0)} × (66–132) / 3600 ≈ 180–370 requests/s` +
+    (poll ? `, against ${f(PODS / 5, 0)} GET/s polling ("Load on the API server").` : "."),
     "",
     "A negative figure is within the noise: the clients cost less than the baseline itself varied",
     "(other work shares the 2 cores).",

@@ -11,6 +11,7 @@
  * @module
  */
 import { ConfigError } from "./config.ts";
+import { picksHttp2 } from "./alpn.ts";
 import { trustOnlyGivenCAs } from "./trust.ts";
 import type { KubeConnection } from "./kube_connection.ts";
 
@@ -133,6 +134,7 @@ function inCluster(host: string, port: string, options: ConnectOptions): KubeCon
         client = Deno.createHttpClient({ caCerts: [ca] });
       }
     },
+    multiplexed: () => picksHttp2(`https://${h}:${port}`, ca),
     close() {
       client.close();
     },

@@ -24,6 +24,12 @@ export interface KubeConnection {
    * every retry; a fresh client dials anew.
    */
   reset(): void;
+  /**
+   * Whether every request rides one HTTP/2 connection, so that bytes of any response prove the
+   * one connection under every watch alive (lib/connection_liveness.ts); undefined when it cannot
+   * be told now (the server unreachable). Absent or false: each watch probes its own connection.
+   */
+  multiplexed?(): Promise<boolean | undefined>;
   /** Releases the HTTP client. */
   close(): void;
 }

@@ -8,6 +8,7 @@
  *
  * @module
  */
+import { picksHttp2 } from "./alpn.ts";
 import { ConfigError } from "./config.ts";
 import type { KubeConnection } from "./kube_connection.ts";
 import { KubeCredentials, pemReader } from "./kube_credentials.ts";
@@ -115,6 +116,9 @@ export function kubeconfigConnection(
       client?.close();
       client = undefined;
     },
+    // Through a proxy the pick is the proxy's business: cannot tell, each watch probes its own.
+    multiplexed: () =>
+      https && !cluster.proxyUrl ? picksHttp2(cluster.server, ca?.()) : Promise.resolve(false),
     close() {
       credentials.close();
       client?.close();

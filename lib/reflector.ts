@@ -23,6 +23,7 @@ import {
   statusError,
 } from "./api_error.ts";
 import { Backoff, type Wait } from "./backoff.ts";
+import type { ConnectionLiveness } from "./connection_liveness.ts";
 import { listAll, type ListResult } from "./list_pager.ts";
 import type { KubeConnection } from "./kube_connection.ts";
 import { WatchHealth } from "./health.ts";
@@ -60,10 +61,15 @@ const INITIAL_EVENTS_END = "k8s.io/initial-events-end";
  */
 export const INITIAL_EVENTS_QUIET_MS = 10_000;
 
-/** Another watch reset the shared connection this watch ran on. */
+/** The shared connection this watch ran on was reset: another watch found it dead, or its
+ * shared probe got no answer (`dead` then says why). */
 class ConnectionReplaced extends Error {
   override name = "ConnectionReplaced";
-  override message = "another watch found the shared connection dead and replaced it";
+  readonly dead?: string;
+  constructor(dead?: string) {
+    super(dead ?? "another watch found the shared connection dead and replaced it");
+    this.dead = dead;
+  }
 }
 
 /** A streaming list sent no initial-events-end bookmark: the server does not honour it. */
@@ -92,8 +98,12 @@ export interface ReflectorOptions {
   /** Label selector, e.g. `kubernetes.io/service-name in (a,b)`. */
   labelSelector?: string;
   /** The API server; with `onReset` (lib/shared_connection.ts) where several reflectors share
-   * it, so that a watch leaves a client another watch found dead. */
-  connection: KubeConnection & { onReset?: (listener: () => void) => () => void };
+   * it, so that a watch leaves a client another watch found dead, and `liveness`, so that the
+   * watches on one HTTP/2 connection share its idle probe. */
+  connection: KubeConnection & {
+    onReset?: (listener: (reason?: string) => void) => () => void;
+    liveness?: () => ConnectionLiveness;
+  };
   log: Logger;
   /** Restart a watch that sent nothing this long although its connection answers (ms).
    * Default {@linkcode WATCH_IDLE_TIMEOUT_MS} (bookmarks come every 60 s). */
@@ -288,9 +298,13 @@ export class Reflector {
   /** After another watch replaced the shared connection: this watch ran on the client found
    * dead, so it is broken until it hears from the server on the new one. No reset of its own (that
    * would move every other watch in turn) and no wait. */
-  #moved(e: Error): void {
+  #moved(e: ConnectionReplaced): void {
     this.health.broken(e.message);
-    this.#o.log.log("info", "watch moved to a new connection", {
+    this.stats.lastError = e.message;
+    // The shared probe found the connection dead (and reset it): each watch on it was broken,
+    // and says so as one that found it dead itself (`#resume`) does.
+    const msg = e.dead ? "watch broken; resuming" : "watch moved to a new connection";
+    this.#o.log.log(e.dead ? "warn" : "info", msg, {
       namespace: this.#o.namespace,
       resource: this.#kind,
       reason: e.message,
@@ -441,8 +455,9 @@ export class Reflector {
     signal.addEventListener("abort", onAbort, { once: true });
     const conn = this.#o.connection;
     // Another watch found the shared client dead and replaced it: this one ran on it too.
-    const offReset = conn.onReset?.(() => ac.abort(new ConnectionReplaced()));
+    const offReset = conn.onReset?.((dead) => ac.abort(new ConnectionReplaced(dead)));
     const dog = new Watchdog(ac, {
+      connection: conn.liveness?.(),
       idleTimeoutMs: this.#o.idleTimeoutMs,
       probeAfterMs: this.#o.probeAfterMs,
       probeTimeoutMs: this.#o.probeTimeoutMs,

@@ -4,11 +4,14 @@
  * client-go's transport pings after 30 s without a frame (`ReadIdleTimeout`) and drops the
  * connection when no answer comes in 15 s (`PingTimeout`), the watchdog sends a small request
  * on the same HTTP client after 30 s of silence and gives up on the connection when it gets no
- * answer in 15 s. A watch that answers probes but stays silent past the idle timeout (longer
- * than the API server's bookmark period) is restarted quietly: that is no failure.
+ * answer in 15 s. Where every watch rides one HTTP/2 connection, the watchdog asks the
+ * connection's shared liveness instead (lib/connection_liveness.ts: one probe per connection).
+ * A watch that answers probes but stays silent past the idle timeout (longer than the API
+ * server's bookmark period) is restarted quietly: that is no failure.
  *
  * @module
  */
+import type { ConnectionLiveness } from "./connection_liveness.ts";
 import type { WatchEvent } from "./store.ts";
 
 /** Probe the connection after this long without a byte (client-go's HTTP/2 ReadIdleTimeout). */
@@ -41,13 +44,18 @@ export interface WatchdogOptions {
   probe: (signal: AbortSignal) => Promise<void>;
   /** A probe was answered: the connection is alive, the watch only quiet. */
   onAlive?: () => void;
+  /** The connection's shared liveness: where it is multiplexed, this watch sends no probe of its
+   * own and relies on the connection's (which resets the connection when it fails). */
+  connection?: ConnectionLiveness;
 }
 
 /** Watches one watch request for silence; aborts `controller` with a {@linkcode QuietWatch} or
  * {@linkcode DeadConnection} as its reason. */
 export class Watchdog {
   #ac: AbortController;
-  #o: Required<Omit<WatchdogOptions, "onAlive">> & Pick<WatchdogOptions, "onAlive">;
+  #o:
+    & Required<Omit<WatchdogOptions, "onAlive" | "connection">>
+    & Pick<WatchdogOptions, "onAlive" | "connection">;
   #timer?: ReturnType<typeof setTimeout>;
   /** On the monotonic clock: a step of the wall clock must neither restart a healthy watch nor
    * put off the probe of a dead one. */
@@ -65,6 +73,7 @@ export class Watchdog {
    * waits out the rest of the silence from there (no timer is re-armed per chunk). */
   touch(): void {
     this.#lastByteAt = performance.now();
+    this.#o.connection?.heard();
   }
 
   /** Stops watching (the watch ended). */
@@ -84,6 +93,7 @@ export class Watchdog {
     if (silentMs >= this.#o.idleTimeoutMs) {
       return this.#ac.abort(new QuietWatch(`watch sent nothing for ${silentMs} ms; restarting it`));
     }
+    if (this.#o.connection?.multiplexed) return this.#checkShared(this.#o.connection, silentMs);
     const signal = AbortSignal.any([this.#ac.signal, AbortSignal.timeout(this.#o.probeTimeoutMs)]);
     try {
       await this.#o.probe(signal);
@@ -100,6 +110,26 @@ export class Watchdog {
     this.#o.onAlive?.();
     // Probe again after another quiet spell; the idle check counts from the last byte.
     this.#arm(Math.min(this.#o.probeAfterMs, Math.max(0, this.#o.idleTimeoutMs - silentMs)) || 1);
+  }
+
+  /** The check where every watch rides one connection: any byte on it within the probe delay
+   * vouches for this watch too; else the one shared probe does. Its failure resets the
+   * connection, which moves this watch (lib/shared_connection.ts): nothing to abort here. */
+  async #checkShared(live: ConnectionLiveness, silentMs: number): Promise<void> {
+    const quietMs = live.silentMs();
+    const untilIdle = Math.max(0, this.#o.idleTimeoutMs - silentMs);
+    if (quietMs < this.#o.probeAfterMs) {
+      this.#o.onAlive?.();
+      return this.#arm(Math.min(this.#o.probeAfterMs - quietMs, untilIdle) || 1);
+    }
+    try {
+      await live.check();
+    } catch {
+      return;
+    }
+    if (this.#stopped) return;
+    this.#o.onAlive?.();
+    this.#arm(Math.min(this.#o.probeAfterMs, untilIdle) || 1);
   }
 }
 

@@ -65,7 +65,8 @@ Deno.test("the guide's API-requests row is the arithmetic of the constants it na
   const [minS, maxS] = WATCH_TIMEOUT_RANGE_S;
   const probeS = PROBE_AFTER_MS / 1000;
   // The API server sends a bookmark about every 60 s (client-go's watch cache); a probe follows
-  // each 30 s of silence, so once or twice per bookmark gap.
+  // each 30 s of silence on the connection, so once or twice per bookmark gap, once for every
+  // watch on it (lib/connection_liveness.ts).
   const BOOKMARK_S = 60;
   const watches = [3600 / maxS, 3600 / minS];
   const probes = [3600 / BOOKMARK_S, 3600 / probeS];
@@ -75,8 +76,11 @@ Deno.test("the guide's API-requests row is the arithmetic of the constants it na
       `${watches[0]}–${watches[1]} WATCH an hour`,
       `random ${minS}–${maxS} s timeout, \`WATCH_TIMEOUT_RANGE_S\` in \`lib/reflector.ts\``,
       `after each ${probeS} s without a byte (\`PROBE_AFTER_MS\` in \`lib/watch_stream.ts\`)`,
-      `${probes[0]}–${probes[1]} an hour`,
-      `About ${round10(watches[0]! + probes[0]!)}–${round10(watches[1]! + probes[1]!)} an hour`,
+      `on the one HTTP/2 connection all its watches share`,
+      `${probes[0]}–${probes[1]} an hour, however many watches`,
+      `About ${round10(watches[0]! + probes[0]!)}–${
+        round10(watches[1]! + probes[1]!)
+      } an hour for one watched namespace`,
     ]
   ) assert.ok(row.includes(phrase), `the row says "${phrase}"`);
 });
