@@ -41,6 +41,8 @@ export interface Sizes {
   fleetSettleS: number;
   fleetWindowS: number;
   fleetChanges: number;
+  /** Rounds of client lifetimes of the soak (one of each kind a round); `--lifetimes=N`. */
+  lifetimes: number;
 }
 
 /** The sizes of `deno task bench`. */
@@ -63,6 +65,8 @@ export const FULL: Sizes = {
   fleetSettleS: 5,
   fleetWindowS: 20,
   fleetChanges: 20,
+  // The soak of issue 17: 50,000 of each kind, ~8 min here.
+  lifetimes: 50_000,
 };
 
 /** `--quick`: every scenario runs end to end in well under a minute; figures are not kept. */
@@ -85,6 +89,7 @@ export const QUICK: Sizes = {
   fleetSettleS: 2,
   fleetWindowS: 4,
   fleetChanges: 3,
+  lifetimes: 1_000,
 };
 
 /** One scenario's view of the run. */

@@ -8,6 +8,7 @@
  * @module
  */
 import { f, inv, met, p50p99, ratio } from "./_format.ts";
+import { lifetimesCell } from "./report_lifetimes.ts";
 import { sections } from "./report_sections.ts";
 import type { Results, ServingRun, Variant } from "./types.ts";
 import { percentile } from "./util.ts";
@@ -182,6 +183,17 @@ function rows(r: Results): Row[] {
           f(poll.perClient.cpuMsPerS, 2)
         } ms/s; ${p50p99(poll.toLast)}`
         : "",
+    });
+  }
+  const cell = lifetimesCell(r);
+  if (cell) {
+    add({
+      goal: "",
+      measure:
+        `growth per 10,000 client lifetimes of each kind (SSE, blocking query, keep-alive), ${
+          f(r.lifetimes!.lifetimes, 0)
+        } of each, after the first ${f(r.lifetimes!.readEvery, 0)}`,
+      shipped: cell,
     });
   }
   return out;

@@ -6,6 +6,7 @@
  */
 import { f, memCells, ms, summaryRow } from "./_format.ts";
 import { fleetSection } from "./report_fleet.ts";
+import { lifetimesSection } from "./report_lifetimes.ts";
 import { remoteFloodSection } from "./report_remote.ts";
 import type { MemoryProcess, Results } from "./types.ts";
 
@@ -428,6 +429,7 @@ export function sections(r: Results): string[] {
     ...fleetSection(r),
     ...fanoutSection(r),
     ...remoteFloodSection(r),
+    ...lifetimesSection(r),
     ...runSection(r),
   ];
 }

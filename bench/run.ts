@@ -1,11 +1,12 @@
 /**
  * The benchmark's runner, against the real control plane (tests/control_plane/):
  *
- *   tools/deno task bench [SCENARIO...] [--quick] [--variants=shipped,source]
+ *   tools/deno task bench [SCENARIO...] [--quick] [--variants=shipped,source] [--lifetimes=N]
  *
  * Runs the named scenarios (default all, in this order): startup, memory, api_load,
- * propagation, serving, scale, fleet, fanout when bench/fanout.ts exists, and remote_flood
- * (root: it makes a network namespace). Each sidecar figure is taken in every variant:
+ * propagation, serving, scale, fleet, fanout when bench/fanout.ts exists, remote_flood
+ * (root: it makes a network namespace) and lifetimes (the soak of clients that come and go;
+ * `--lifetimes=N` rounds, default 50,000). Each sidecar figure is taken in every variant:
  * `shipped` (exactly image/deno-flags.txt) and `source` (`deno task start`'s flags). The
  * results are merged into bench/results/latest.json (a run of some scenarios replaces only their
  * parts) and rendered into docs/performance.md and the README's performance table. `--quick` shrinks every size to check that scenarios work, and
@@ -20,6 +21,7 @@ import { manyServices, podService } from "./_fixtures.ts";
 import type { Variant } from "./_processes.ts";
 import { apiLoad } from "./api_load.ts";
 import { fleet } from "./fleet.ts";
+import { lifetimes } from "./lifetimes.ts";
 import { memory } from "./memory.ts";
 import { propagation } from "./propagation.ts";
 import { remoteFlood } from "./remote_flood.ts";
@@ -52,6 +54,7 @@ const SCENARIOS: Record<string, Scenario> = {
   scale: { run: scale, keys: ["scale"] },
   fanout: { run: fanout, keys: ["fanout"] },
   remote_flood: { run: remoteFlood, keys: ["remoteFlood"] },
+  lifetimes: { run: lifetimes, keys: ["lifetimes"] },
 };
 
 /** Makes the fixtures the selected scenarios need. */
@@ -167,6 +170,13 @@ async function main(): Promise<void> {
   const ctx = createContext({ quick, variants, results });
   const levels = Deno.args.find((a) => a.startsWith("--fleet-levels="))?.slice(15);
   if (levels) ctx.sizes = { ...ctx.sizes, fleetLevels: levels.split(",").map(Number) };
+  const lifetimesArg = Deno.args.find((a) => a.startsWith("--lifetimes="))?.slice(12);
+  if (lifetimesArg !== undefined) {
+    if (!/^[1-9]\d*$/.test(lifetimesArg)) {
+      throw new TypeError(`--lifetimes=${lifetimesArg}: a whole number of rounds, e.g. 50000`);
+    }
+    ctx.sizes = { ...ctx.sizes, lifetimes: Number(lifetimesArg) };
+  }
   const t0 = now();
   try {
     for (const name of selected) {

@@ -297,6 +297,7 @@ export interface Results {
   /** What bench/fanout.ts printed, as it printed it. */
   fanout?: Record<string, unknown>;
   remoteFlood?: RemoteFlood;
+  lifetimes?: Lifetimes;
   notes: string[];
 }
 
@@ -337,4 +338,35 @@ export interface RemoteFlood {
   kernelKBPerHalfOpen: number;
   kernelKBPerIdle: number;
   runs: RemoteFloodRun[];
+}
+
+/** One reading of scenario `lifetimes`: the sidecar's memory after some rounds. */
+export interface LifetimesReading {
+  /** Rounds so far (one lifetime of each kind a round), after the warm-up. */
+  lifetimes: number;
+  /** `kpd_js_heap_bytes{kind="used"}` and VmRSS. */
+  heapMB: number;
+  rssMB: number;
+}
+
+/** Scenario `lifetimes` (bench/lifetimes.ts): clients that come and go, the soak. */
+export interface Lifetimes {
+  /** Rounds run, and rounds between readings. */
+  lifetimes: number;
+  readEvery: number;
+  /** The sidecar's V8 flags (the image's, plus --gc-global). */
+  v8Flags: string;
+  durationS: number;
+  roundsPerS: number;
+  /** Growth per 10,000 rounds (MB), from the start to the end reading. */
+  heapMBPer10k: number;
+  rssMBPer10k: number;
+  /** The same from the reading after the first `readEvery` rounds (what is committed once
+   * for the working size is then behind). */
+  heapMBPer10kAfterFirst: number;
+  rssMBPer10kAfterFirst: number;
+  /** `kpd_open_watchers` at the end, e.g. "sse 0, blocking 0". */
+  openAfter: string;
+  /** Before (0), after every `readEvery` rounds, and after a 2 s pause at the end. */
+  readings: LifetimesReading[];
 }
