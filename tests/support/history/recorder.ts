@@ -30,8 +30,13 @@ export interface Answer {
   etag?: string;
   /** The body (an SSE event's data); the error for status 0. */
   body: string;
-  /** SSE event name (snapshot, update, removed). */
+  /** SSE event name (snapshot, update, removed); "(resumed)" marks a stream (re)opened with
+   * `Last-Event-ID` (`index`), "(stream ended)" one the sidecar ended. */
   event?: string;
+  /** X-Discovery-Last-Updated on the run's clock (ms, performance.now()). */
+  knownAt?: number;
+  /** X-Discovery-Age-Seconds. */
+  age?: number;
 }
 
 /** Poll period of a poller: four answers a second per client keep the log small. */
@@ -80,33 +85,15 @@ export class Recorder {
       let lastId: string | undefined;
       while (!this.#stop.signal.aborted) {
         try {
-          const headers: Record<string, string> = lastId ? { "Last-Event-ID": lastId } : {};
-          const res = await fetch(url, { headers, signal: this.#stop.signal });
-          if (res.status !== 200 || !res.body) {
-            this.#log(client, "sse", subject, res.status, await res.text(), res.headers);
+          const r = await this.readStream(client, url, {
+            subject,
+            lastId,
+            signal: this.#stop.signal,
+          });
+          lastId = r.lastId;
+          if (!r.ended) {
             await sleep(POLL_MS);
             continue;
-          }
-          for await (const e of sseEvents(res.body)) {
-            if (e.id !== undefined) lastId = e.id;
-            const data = e.data;
-            let about = subject;
-            try {
-              const j = JSON.parse(data);
-              if (j?.namespace && j?.name) about = `${j.namespace}/${j.name}`;
-            } catch {
-              // Not JSON: the checker reports it as a false state.
-            }
-            this.answers.push({
-              client,
-              kind: "sse",
-              subject: about,
-              t: performance.now(),
-              status: 200,
-              index: e.id === undefined ? undefined : Number(e.id),
-              body: data,
-              event: e.event ?? "message",
-            });
           }
           if (!this.#stop.signal.aborted) {
             this.answers.push({
@@ -121,11 +108,67 @@ export class Recorder {
           }
         } catch (e) {
           if (this.#stop.signal.aborted) break;
-          this.#log(client, "sse", subject, 0, String(e));
+          this.log(client, "sse", subject, 0, String(e));
           await sleep(POLL_MS);
         }
       }
     })());
+  }
+
+  /** Runs a client of another shape until stopped: `loop` gets the signal that stops it. */
+  spawn(loop: (signal: AbortSignal) => Promise<void>): void {
+    this.#loops.push(loop(this.#stop.signal));
+  }
+
+  /** Reads one SSE stream from `url` until it ends or `signal` aborts, logging every event;
+   * `lastId` is sent as `Last-Event-ID` (and logged as a "(resumed)" answer). Returns the last
+   * event id seen (or `lastId`) and whether the sidecar ended the stream. */
+  async readStream(
+    client: string,
+    url: string,
+    o: { subject: string; lastId?: string; signal: AbortSignal },
+  ): Promise<{ lastId?: string; ended: boolean }> {
+    let lastId = o.lastId;
+    const headers: Record<string, string> = lastId ? { "Last-Event-ID": lastId } : {};
+    const res = await fetch(url, { headers, signal: o.signal });
+    if (res.status !== 200 || !res.body) {
+      this.log(client, "sse", o.subject, res.status, await res.text(), res.headers);
+      return { lastId, ended: false };
+    }
+    if (lastId) {
+      this.answers.push({
+        client,
+        kind: "sse",
+        subject: o.subject,
+        t: performance.now(),
+        status: 200,
+        index: Number(lastId),
+        body: "",
+        event: "(resumed)",
+      });
+    }
+    for await (const e of sseEvents(res.body)) {
+      if (e.id !== undefined) lastId = e.id;
+      const data = e.data;
+      let about = o.subject;
+      try {
+        const j = JSON.parse(data);
+        if (j?.namespace && j?.name) about = `${j.namespace}/${j.name}`;
+      } catch {
+        // Not JSON: the checker reports it as a false state.
+      }
+      this.answers.push({
+        client,
+        kind: "sse",
+        subject: about,
+        t: performance.now(),
+        status: 200,
+        index: e.id === undefined ? undefined : Number(e.id),
+        body: data,
+        event: e.event ?? "message",
+      });
+    }
+    return { lastId, ended: true };
   }
 
   /** Stops every client and waits for them. */
@@ -144,14 +187,15 @@ export class Recorder {
       const signal = AbortSignal.any([this.#stop.signal, AbortSignal.timeout(timeoutMs)]);
       const res = await fetch(url, { signal });
       const body = await res.text();
-      return this.#log(client, about.kind, about.subject, res.status, body, res.headers);
+      return this.log(client, about.kind, about.subject, res.status, body, res.headers);
     } catch (e) {
       if (this.#stop.signal.aborted) return undefined;
-      return this.#log(client, about.kind, about.subject, 0, String(e));
+      return this.log(client, about.kind, about.subject, 0, String(e));
     }
   }
 
-  #log(
+  /** Logs one answer (headers read: index, ETag, last updated). */
+  log(
     client: string,
     kind: AnswerKind,
     subject: string,
@@ -160,6 +204,7 @@ export class Recorder {
     headers?: Headers,
   ): Answer {
     const index = headers?.get("X-Discovery-Index");
+    const updated = headers?.get("X-Discovery-Last-Updated");
     const a: Answer = {
       client,
       kind,
@@ -170,6 +215,9 @@ export class Recorder {
       etag: headers?.get("ETag") ?? undefined,
       body,
     };
+    if (updated) a.knownAt = Date.parse(updated) - performance.timeOrigin;
+    const age = headers?.get("X-Discovery-Age-Seconds");
+    if (age) a.age = Number(age);
     this.answers.push(a);
     return a;
   }
