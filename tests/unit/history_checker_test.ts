@@ -324,6 +324,11 @@ Deno.test("a resumed all-Services stream that never carried a view below its res
   );
   assert.ok(!assertions(carried).includes("resume-skips-no-change"));
   assert.equal(checkHistory(carried).figures.resumes, 1);
+  // After the resume at 30, a change with id 25 (below it) comes: a resume at 30 misses it.
+  const lowId = history([...streamed, resumed(1_800, 30), event(1_900, "a", 25, ["10.0.0.1"])], {
+    clients: [sse],
+  });
+  assert.ok(assertions(lowId).includes("resumed-ids-not-below"));
 });
 
 Deno.test("a last-updated moment that claims a stale view current is dishonest, except within a black hole's bound", () => {

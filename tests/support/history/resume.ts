@@ -7,7 +7,9 @@
  * with index I < N was made before the change that carried N, so by the resume the stream must
  * have given the Service an event with id I or later (the view, a newer one, or its removal).
  * Only views seen a moment after the stream first opened count: older ones may have been gone
- * before its first snapshot.
+ * before its first snapshot. And the means by which a resume would skip: a stream resumed at N
+ * (without a reset) never carries an id below N, for a change given an id below one already
+ * handed out is one that a resume at that id misses.
  *
  * @module
  */
@@ -39,14 +41,25 @@ export function checkResumes(
     if (!seen) seenBySidecar.set(spec.sidecar, seen = viewsSeen(h, byClient, spec.sidecar));
     const lastId = new Map<string, number>();
     let reported = false;
+    // The resume id of the stream under way; undefined after a reset (a snapshot follows).
+    let resumedAt: Answer | undefined;
+    let belowReported = false;
     for (const a of answers) {
       if (a.event !== "(resumed)") {
+        if (a.event === "reset" || a.event === "(stream ended)" || a.status !== 200) {
+          resumedAt = undefined;
+        }
         if (a.event && !a.event.startsWith("(") && a.index !== undefined) {
           lastId.set(a.subject, Math.max(lastId.get(a.subject) ?? -Infinity, a.index));
+          if (resumedAt && a.index < resumedAt.index! && !belowReported) {
+            belowReported = true;
+            violations.push(below(spec, { a, resumedAt, at }));
+          }
         }
         continue;
       }
       checked++;
+      resumedAt = a;
       const n = a.index!;
       for (const [service, views] of seen) {
         // The newest view seen with an index below N: the stream owed it (or newer) already.
@@ -84,6 +97,23 @@ function skipped(
       `${o.service} had id ${o.had ?? "(none)"}, while the sidecar served ${o.service} with ` +
       `index ${o.owed.index} (seen by ${o.owed.client} at ${o.at(o.owed.t)}): a change below ` +
       "the resume id that the stream never carried, so the resume skips it",
+    context: [],
+  };
+}
+
+function below(
+  spec: ClientSpec,
+  o: { a: Answer; resumedAt: Answer; at: (t: number) => string },
+): Violation {
+  return {
+    assertion: "resumed-ids-not-below",
+    t: o.a.t,
+    client: spec.name,
+    sidecar: spec.sidecar,
+    detail: `the stream resumed with Last-Event-ID ${o.resumedAt.index} at ` +
+      `${o.at(o.resumedAt.t)} carried ${o.a.event} ${o.a.subject} with id ${o.a.index} at ` +
+      `${o.at(o.a.t)}: a change given an id below one already handed out, which a resume ` +
+      "from that id misses",
     context: [],
   };
 }
