@@ -133,7 +133,10 @@ export async function runHistory(
     stopped = true;
     if (apiDown) await startAPIServer().catch(() => {});
     await Promise.all(loops).catch(() => {});
-    await recorder.stop();
+    const running = await recorder.stop();
+    if (running.length) {
+      o.log(`warning: clients still running after their stop: ${running.join(", ")}`);
+    }
     await truth.stop();
     await sidecars?.close();
   }

@@ -38,7 +38,7 @@ export function churnSse(
   o: { subject: string; seed: number },
 ): void {
   const rand = prng(o.seed);
-  rec.spawn(async (stop) => {
+  rec.spawn(client, async (stop) => {
     let lastId: string | undefined;
     while (!stop.aborted) {
       const hold = AbortSignal.any([stop, AbortSignal.timeout(between(rand, SSE_HOLD_MS))]);
@@ -79,7 +79,7 @@ export function shortBlocks(
   o: { subject: string; seed: number },
 ): void {
   const rand = prng(o.seed);
-  rec.spawn(async (stop) => {
+  rec.spawn(client, async (stop) => {
     let index = 0;
     while (!stop.aborted) {
       const wait = Math.round(between(rand, BLOCK_WAIT_S));
@@ -118,7 +118,7 @@ export function keepAliveChurn(
   const request = new TextEncoder().encode(
     `GET ${o.path} HTTP/1.1\r\nHost: ${hostname}\r\nConnection: keep-alive\r\n\r\n`,
   );
-  rec.spawn(async (stop) => {
+  rec.spawn(client, async (stop) => {
     while (!stop.aborted) {
       let conn: Deno.TcpConn | undefined;
       try {
