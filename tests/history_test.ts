@@ -17,7 +17,7 @@ import { runHistory } from "./support/history/run.ts";
 import { seedsFromEnv } from "./support/history/schedule.ts";
 import { LIVE_TEST as T } from "./support/options.ts";
 
-/** CI: three tenants, 150 changes each (one every 0.3-1.3 s), every fault once (2m46s-3m38s seen). */
+/** CI: three tenants, 150 changes each (one every 0.3-1.3 s), every fault once (about 3 min). */
 const CI = { tenants: 3, changes: 150, rounds: 1 };
 /** Soak: three rounds of faults, changes throughout (~10 min). */
 const SOAK = { tenants: 3, changes: 600, rounds: 3 };
