@@ -1,10 +1,15 @@
 /**
  * The history checker against the real control plane: seeded changes to a few Services per
- * tenant, interleaved with faults (proxy cut, black hole with default settings, an API server
- * outage of 30 s or more, compaction plus restart), while clients poll, hold blocking queries
- * and read SSE streams; then every answer is checked against the truth's timeline (see
- * tests/support/history/checker.ts). `KPD_HISTORY_SEED=a,b,c` replays seeds;
- * `KPD_HISTORY_SOAK=1` runs more changes and faults and prints figures for docs/performance.md.
+ * tenant (a namespace each), interleaved with faults (proxy cut, black hole with default
+ * settings, an API server outage of 30 s or more, compaction plus restart), while three sidecars
+ * (by name, every Service, a label selector), each watching every tenant's namespace through a
+ * fault proxy, are asked by clients that poll, hold blocking queries, read SSE streams, and come
+ * and go (an all-Services stream resumed over and over, short blocking queries, keep-alive
+ * connections dropped). Then every answer is checked against its namespace's truth (see
+ * tests/support/history/checker.ts), every resume for skipped changes, the last-updated headers
+ * for honesty through black holes, and each sidecar's heap against its start.
+ * `KPD_HISTORY_SEED=a,b,c` replays seeds; `KPD_HISTORY_SOAK=1` runs more changes and faults and
+ * prints figures for docs/performance.md.
  */
 import { checkHistory, formatViolations } from "./support/history/checker.ts";
 import { saveHistory } from "./support/history/dump.ts";
@@ -12,7 +17,7 @@ import { runHistory } from "./support/history/run.ts";
 import { seedsFromEnv } from "./support/history/schedule.ts";
 import { LIVE_TEST as T } from "./support/options.ts";
 
-/** CI: three tenants, 150 changes each (one every 0.3-1.3 s), every fault once (2m46s-3m38s seen). */
+/** CI: three tenants, 150 changes each (one every 0.3-1.3 s), every fault once (about 3 min). */
 const CI = { tenants: 3, changes: 150, rounds: 1 };
 /** Soak: three rounds of faults, changes throughout (~10 min). */
 const SOAK = { tenants: 3, changes: 600, rounds: 3 };
@@ -37,6 +42,19 @@ Deno.test(
         `${h.truth.relists} (coarsened ${h.truth.coarsened}); run ` +
         `${((performance.now() - started) / 1000).toFixed(0)} s`,
     );
+    log(
+      `resumes checked: ${figures.resumes}; last-updated checked on ` +
+        `${figures.staleness.checked} answers; ` +
+        figures.staleness.freshAgain.map((f) =>
+          `fresh again after ${f.label} in ${(f.ms / 1000).toFixed(1)} s (longest watch)`
+        ).join(", "),
+    );
+    for (const r of h.heap ?? []) {
+      log(
+        `heap of the ${r.sidecar} sidecar: ${(r.before / 1e6).toFixed(1)} -> ` +
+          `${(r.after / 1e6).toFixed(1)} MB`,
+      );
+    }
     for (const r of figures.recoveries) {
       log(
         `recovery after ${r.label}: ${

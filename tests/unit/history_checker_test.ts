@@ -38,6 +38,7 @@ const truth: TruthView = {
   startRv: 10,
   timeline: (ns, name) => TIMELINES[`${ns}/${name}`] ?? [],
   services: (ns) => Object.keys(TIMELINES).filter((k) => k.startsWith(`${ns}/`)),
+  picked: () => [],
 };
 
 const poller: ClientSpec = {
@@ -275,4 +276,93 @@ Deno.test("the same seed gives the same changes and faults; another seed does no
   ]);
   const outage = faultSchedule(7).find((f) => f.kind === "outage");
   assert.ok(outage && outage.ms >= 30_000, "the API server is down 30 s or more");
+});
+
+Deno.test("a resumed all-Services stream that never carried a view below its resume id skips it", () => {
+  const sse: ClientSpec = {
+    ...poller,
+    name: "resuming",
+    mode: "all",
+    kind: "sse",
+    subject: "*",
+    polls: false,
+  };
+  const event = (t: number, name: string, index: number, ips: string[]): Answer => ({
+    client: "resuming",
+    kind: "sse",
+    subject: `n/${name}`,
+    t,
+    status: 200,
+    index,
+    body: JSON.stringify({ namespace: "n", name, endpoints: ips.map((ip) => ep(ip)) }),
+    event: "update",
+  });
+  const resumed = (t: number, index: number): Answer => ({
+    client: "resuming",
+    kind: "sse",
+    subject: "*",
+    t,
+    status: 200,
+    index,
+    body: "",
+    event: "(resumed)",
+  });
+  // The poller of a saw its view at index 20 (made before the change with id 30 was sent).
+  const polled = answer(1_500, 20, ["10.0.0.1"]);
+  const streamed = [
+    event(100, "a", 10, []),
+    event(100, "b", 10, ["10.0.0.3"]),
+    event(1_700, "b", 30, []),
+  ];
+  const skipping = history([polled, ...streamed, resumed(1_800, 30)], {
+    clients: [poller, sse],
+  });
+  assert.ok(assertions(skipping).includes("resume-skips-no-change"));
+  const carried = history(
+    [polled, ...streamed, event(1_400, "a", 20, ["10.0.0.1"]), resumed(1_800, 30)],
+    { clients: [poller, sse] },
+  );
+  assert.ok(!assertions(carried).includes("resume-skips-no-change"));
+  assert.equal(checkHistory(carried).figures.resumes, 1);
+  // After the resume at 30, a change with id 25 (below it) comes: a resume at 30 misses it.
+  const lowId = history([...streamed, resumed(1_800, 30), event(1_900, "a", 25, ["10.0.0.1"])], {
+    clients: [sse],
+  });
+  assert.ok(assertions(lowId).includes("resumed-ids-not-below"));
+});
+
+Deno.test("a last-updated moment that claims a stale view current is dishonest, except within a black hole's bound", () => {
+  // The truth of a became [10.0.0.1] at rv 20 (seen at 1 s): at 8 s, [] is 7 s stale.
+  const stale = answer(8_000, 10, [], { knownAt: 8_000, age: 0 });
+  const h = history([answer(100, 10, [], { knownAt: 100, age: 0 }), stale], {
+    final: { rv: 10, at: 0, deadline: 0 },
+  });
+  assert.ok(assertions(h).includes("last-updated-is-honest"));
+  const hole = {
+    label: "blackhole",
+    start: 500,
+    end: 500,
+    refRv: 20,
+    refAt: 600,
+    deadline: 60_500,
+    from: 500,
+  };
+  const inHole = history([answer(100, 10, [], { knownAt: 100, age: 0 }), stale], {
+    faults: [hole],
+    final: { rv: 10, at: 0, deadline: 0 },
+  });
+  assert.ok(!assertions(inHole).includes("last-updated-is-honest"));
+  // Never fresh again after the black hole: reported.
+  assert.ok(assertions(inHole).includes("fresh-again-after-black-hole"));
+  const wrongAge = history([answer(100, 10, [], { knownAt: 100, age: 9 })], {
+    final: { rv: 10, at: 0, deadline: 0 },
+  });
+  assert.ok(assertions(wrongAge).includes("age-agrees"));
+});
+
+Deno.test("a sidecar's heap grown past the bound is reported", () => {
+  const heap = [{ sidecar: "all", before: 10e6, after: 30e6 }];
+  assert.ok(assertions(history([], { clients: [], heap })).includes("heap-within-bound"));
+  const flat = [{ sidecar: "all", before: 10e6, after: 11e6 }];
+  assert.deepEqual(assertions(history([], { clients: [], heap: flat })), []);
 });

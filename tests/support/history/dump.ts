@@ -7,26 +7,32 @@
  * @module
  */
 import { checkHistory, formatViolations, type History, type TruthView } from "./checker.ts";
-import type { TruthPoint } from "./truth.ts";
+import type { PickPoint, TruthPoint } from "./truth.ts";
 
 interface Dump extends Omit<History, "truth"> {
   seeds: number[];
-  truth: { startRv: number; timelines: Record<string, TruthPoint[]> };
+  truth: {
+    startRv: number;
+    timelines: Record<string, TruthPoint[]>;
+    picks: Record<string, PickPoint[]>;
+  };
 }
 
 /** Writes the run to a new temp file and returns its path. */
 export async function saveHistory(h: History, seeds: number[]): Promise<string> {
   const timelines: Record<string, TruthPoint[]> = {};
+  const picks: Record<string, PickPoint[]> = {};
   const namespaces = new Set(h.clients.map((c) => c.namespace));
   for (const ns of namespaces) {
     for (const key of h.truth.services(ns)) {
       const i = key.indexOf("/");
       timelines[key] = h.truth.timeline(key.slice(0, i), key.slice(i + 1));
+      picks[key] = h.truth.picked(key.slice(0, i), key.slice(i + 1));
     }
   }
-  const { answers, clients, faults, final, t0 } = h;
-  const truth = { startRv: h.truth.startRv, timelines };
-  const dump: Dump = { answers, clients, faults, final, t0, seeds, truth };
+  const { answers, clients, faults, final, t0, heap } = h;
+  const truth = { startRv: h.truth.startRv, timelines, picks };
+  const dump: Dump = { answers, clients, faults, final, t0, heap, seeds, truth };
   const path = await Deno.makeTempFile({ prefix: "kpd-history-", suffix: ".json" });
   await Deno.writeTextFile(path, JSON.stringify(dump));
   return path;
@@ -35,11 +41,12 @@ export async function saveHistory(h: History, seeds: number[]): Promise<string> 
 /** Reads a saved run back as a history the checker takes. */
 export async function loadHistory(path: string): Promise<History & { seeds: number[] }> {
   const dump = JSON.parse(await Deno.readTextFile(path)) as Dump;
-  const { timelines, startRv } = dump.truth;
+  const { timelines, picks, startRv } = dump.truth;
   const truth: TruthView = {
     startRv,
     timeline: (ns, name) => timelines[`${ns}/${name}`] ?? [],
     services: (ns) => Object.keys(timelines).filter((k) => k.startsWith(`${ns}/`)),
+    picked: (ns, name) => picks[`${ns}/${name}`] ?? [],
   };
   return { ...dump, truth };
 }

@@ -1,11 +1,13 @@
 /**
- * Runs one history-checker session: starts the truth, the tenants (one per seed) and their
- * clients, applies the seeded changes while the faults of the first seed's schedule happen to
- * every tenant at once, settles, and returns the history for the checker. Faults: every proxy
- * cut (RST), every proxy black-holed with the sidecars' default settings (open connections stay
- * dead; new ones pass), the API server stopped for 30-42 s, and etcd compacted then the API
- * server restarted (changes paused and the truth caught up first, so it loses nothing). After
- * each fault every tenant makes a change the views must show by the fault's deadline.
+ * Runs one history-checker session: starts the truth, the tenants' namespaces (one per seed),
+ * the three sidecars (names, every Service, label selector; each watching every namespace
+ * through a fault proxy of its own) and the tenants' clients, applies the seeded changes while
+ * the faults of the first seed's schedule happen to every sidecar at once, settles, and returns
+ * the history for the checker. Faults: every proxy cut (RST), every proxy black-holed with the
+ * sidecars' default settings (open connections stay dead; new ones pass), the API server
+ * stopped for 30-42 s, and etcd compacted then the API server restarted (changes paused and the
+ * truth caught up first, so it loses nothing). After each fault every tenant makes a change the
+ * views must show by the fault's deadline.
  *
  * @module
  */
@@ -16,7 +18,8 @@ import type { FaultRecord, History } from "./checker.ts";
 import { collectLines } from "./logs.ts";
 import { Recorder } from "./recorder.ts";
 import { changeSchedule, type Fault, faultSchedule } from "./schedule.ts";
-import { startTenant, type Tenant } from "./tenant.ts";
+import { heapUsed, type Sidecars, startSidecars } from "./sidecars.ts";
+import { createServices, startTenant, type Tenant } from "./tenant.ts";
 import { Truth } from "./truth.ts";
 
 /** A black-holed connection must be noticed and the view true again within this (issue 8). */
@@ -27,6 +30,8 @@ const RETURN_DEADLINE_MS = 10_000;
 const WARMUP_MS = 6_000;
 /** Changes kept for after the faults (each tenant makes at most this many per fault). */
 const RESERVED_PER_FAULT = 8;
+/** Heap readings per sidecar at each end of the run (the least is kept). */
+const HEAP_READINGS = 5;
 /** The truth counts as settled after this long without a change (controllers done). */
 const QUIET_MS = 2_000;
 
@@ -50,23 +55,28 @@ export async function runHistory(
   const at = () => `${((performance.now() - t0) / 1000).toFixed(1)}s`;
   const namespaces: string[] = [];
   for (const seed of o.seeds) namespaces.push(await createNamespace(`history-${seed}`));
+  for (const ns of namespaces) await createServices(ns);
   const truth = new Truth();
   await truth.start(namespaces);
   const recorder = new Recorder();
   const tenants: Tenant[] = [];
+  let sidecars: Sidecars | undefined;
   const faults: FaultRecord[] = [];
   let paused = false;
   let stopped = false;
   let apiDown = false;
   const loops: Promise<void>[] = [];
   try {
+    sidecars = await startSidecars(namespaces);
     for (const [i, seed] of o.seeds.entries()) {
       tenants.push(
-        await startTenant(namespaces[i]!, {
+        startTenant(namespaces[i]!, {
           seed,
           changes: changeSchedule(seed, o.changes + RESERVED_PER_FAULT * 4 * o.rounds),
           budget: o.changes,
           recorder,
+          sidecars,
+          namespaces,
         }),
       );
     }
@@ -74,10 +84,12 @@ export async function runHistory(
     const gate = { paused: () => paused, stopped: () => stopped };
     for (const t of tenants) loops.push(t.run(gate));
     await sleep(WARMUP_MS);
+    const heapBefore = await readHeaps(sidecars);
     for (const fault of faultSchedule(o.seeds[0]!, o.rounds)) {
       const pause = (p: boolean) => paused = p;
       const record = await inject(fault, {
         tenants,
+        sidecars,
         truth,
         pause,
         setApiDown: (d) => apiDown = d,
@@ -100,7 +112,14 @@ export async function runHistory(
     };
     o.log(`${at()} settled at rv ${final.rv}; recording until the final deadline`);
     await sleep(final.deadline - performance.now() + 1_000);
+    const heapAfter = await readHeaps(sidecars);
+    const heap = sidecars.list.map((s, i) => ({
+      sidecar: s.name,
+      before: heapBefore[i]!,
+      after: heapAfter[i]!,
+    }));
     return {
+      heap,
       answers: recorder.answers,
       clients: tenants.flatMap((t) => t.clients),
       truth,
@@ -108,27 +127,37 @@ export async function runHistory(
       final,
       t0,
       tenants,
-      logs: collectLines(
-        tenants.flatMap((t) =>
-          t.sidecars.map((s, i) => ({
-            name: `${t.namespace}/${i ? "all" : "names"}`,
-            logs: s.logs,
-          }))
-        ),
-      ),
+      logs: collectLines(sidecars.list.map((s) => ({ name: s.name, logs: s.process.logs }))),
     };
   } finally {
     stopped = true;
     if (apiDown) await startAPIServer().catch(() => {});
     await Promise.all(loops).catch(() => {});
-    await recorder.stop();
+    const running = await recorder.stop();
+    if (running.length) {
+      o.log(`warning: clients still running after their stop: ${running.join(", ")}`);
+    }
     await truth.stop();
-    for (const t of tenants) await t.close().catch(() => {});
+    await sidecars?.close();
   }
+}
+
+/** Readings of the heap per sidecar, each the least of a few: the sidecars run `--gc-global`,
+ * so a reading just after a collection is what is reachable, and the least is the closest. */
+async function readHeaps(sidecars: Sidecars): Promise<number[]> {
+  const least = sidecars.list.map(() => Infinity);
+  for (let i = 0; i < HEAP_READINGS; i++) {
+    if (i) await sleep(500);
+    for (const [j, s] of sidecars.list.entries()) {
+      least[j] = Math.min(least[j]!, await heapUsed(s));
+    }
+  }
+  return least;
 }
 
 interface InjectContext {
   tenants: Tenant[];
+  sidecars: Sidecars;
   truth: Truth;
   pause: (paused: boolean) => void;
   setApiDown: (down: boolean) => void;
@@ -137,42 +166,42 @@ interface InjectContext {
 /** Before a fault, every sidecar has had a watch open this long at most to wait for. */
 const CONNECTED_TIMEOUT_MS = 15_000;
 
-/** Waits until both sidecars of every tenant hold a connection through their proxy, so the
- * fault hits live watches rather than a sidecar still backing off from the previous one; fails
- * when one does not by the timeout (the fault would hit nothing and prove nothing). */
-async function connected(tenants: Tenant[]): Promise<void> {
+/** Waits until every sidecar holds its connection (HTTP/2: every watch of a sidecar shares
+ * one) through its proxy, so the fault hits live watches rather than a sidecar still backing off from the previous one; fails when
+ * one does not by the timeout (the fault would hit nothing and prove nothing). */
+async function connected(sidecars: Sidecars): Promise<void> {
   const deadline = performance.now() + CONNECTED_TIMEOUT_MS;
-  for (const t of tenants) {
-    let open = (await t.proxy.stats()).open;
-    while (open < t.sidecars.length) {
+  for (const s of sidecars.list) {
+    let open = (await s.proxy.stats()).open;
+    while (open < 1) {
       if (performance.now() >= deadline) {
         throw new Error(
-          `before a fault, ${t.namespace}'s ${t.sidecars.length} sidecars held ${open} ` +
-            `connection(s) through their proxy after ${CONNECTED_TIMEOUT_MS / 1000} s: ` +
+          `before a fault, the ${s.name} sidecar held no connection through its proxy ` +
+            `after ${CONNECTED_TIMEOUT_MS / 1000} s: ` +
             "a watch was not resumed",
         );
       }
       await sleep(200);
-      open = (await t.proxy.stats()).open;
+      open = (await s.proxy.stats()).open;
     }
   }
 }
 
 async function inject(fault: Fault, c: InjectContext): Promise<FaultRecord> {
-  await connected(c.tenants);
+  await connected(c.sidecars);
   const start = performance.now();
   let end = start;
   let label: string = fault.kind;
   let budget = RETURN_DEADLINE_MS;
   switch (fault.kind) {
     case "cut":
-      for (const t of c.tenants) await t.proxy.cut();
+      for (const s of c.sidecars.list) await s.proxy.cut();
       break;
     case "blackhole":
       // Open connections stay dead (a lost NAT entry); new ones pass at once.
-      for (const t of c.tenants) {
-        await t.proxy.blackhole();
-        await t.proxy.pass();
+      for (const s of c.sidecars.list) {
+        await s.proxy.blackhole();
+        await s.proxy.pass();
       }
       budget = BLACKHOLE_DEADLINE_MS;
       break;

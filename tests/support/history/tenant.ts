@@ -1,13 +1,12 @@
 /**
- * One tenant of the history checker: a namespace of its own with the schedule's Services, a
- * fault proxy, two sidecars reaching the API server through it (one watching the Services by
- * name, one watching every Service, where Services can leave), the clients that ask them, and
- * the loop that applies the tenant's seeded changes. Deleting a Service also deletes its
- * EndpointSlices, as the garbage collector (not run by the test control plane) would.
+ * One tenant of the history checker: a namespace of its own with the schedule's Services (those
+ * in `PICKED` labelled for the selector sidecar), the clients that ask each of the run's
+ * sidecars about it (every sidecar watches every tenant's namespace), and the loop that applies
+ * the tenant's seeded changes. Deleting a Service also deletes its EndpointSlices, as the
+ * garbage collector (not run by the test control plane) would.
  *
  * @module
  */
-import { createProxy, type FaultProxy } from "../cluster/faults.ts";
 import {
   createPod,
   createService,
@@ -19,9 +18,10 @@ import { kube, kubeOk } from "../cluster/http.ts";
 import type { EndpointSlice, KubeList } from "../cluster/types.ts";
 import { sleep } from "../cluster/wait.ts";
 import type { ClientSpec } from "./checker.ts";
-import type { Recorder } from "./recorder.ts";
+import type { AnswerKind, Recorder } from "./recorder.ts";
 import { type Change, prng, SERVICES } from "./schedule.ts";
-import { type PodMount, podMount, type SidecarProcess, spawnSidecar } from "../sidecar.ts";
+import { type Mode, PICKED, SELECTOR_LABEL, type Sidecars } from "./sidecars.ts";
+import { churnSse, keepAliveChurn, shortBlocks } from "./transient.ts";
 
 /** Pause between two changes of a tenant, ms: random in this range (seeded). */
 const CHANGE_GAP_MS = [300, 1_300] as const;
@@ -33,9 +33,6 @@ const TERMINATING_GRACE_S = 3600;
 export interface Tenant {
   seed: number;
   namespace: string;
-  proxy: FaultProxy;
-  /** The sidecar watching Services by name, then the one watching every Service. */
-  sidecars: SidecarProcess[];
   clients: ClientSpec[];
   /** Changes applied, and those the API refused or could not take (e.g. during a fault). */
   applied: number;
@@ -44,38 +41,32 @@ export interface Tenant {
   step(): Promise<boolean>;
   /** Runs `budget` changes, or until `stopped()`; none while `paused()`. */
   run(gate: { paused: () => boolean; stopped: () => boolean }): Promise<void>;
-  close(): Promise<void>;
 }
 
-/** Creates the tenant's namespace, Services, proxy and sidecars, and starts its clients. */
-export async function startTenant(
+/** Creates the tenant's Services (its namespace exists). */
+export async function createServices(ns: string): Promise<void> {
+  for (const s of SERVICES) await createService(ns, s, serviceOptions(s));
+}
+
+/** Starts the tenant's clients against the run's sidecars and returns the tenant. */
+export function startTenant(
   ns: string,
-  o: { seed: number; changes: Change[]; budget: number; recorder: Recorder },
-): Promise<Tenant> {
-  for (const s of SERVICES) await createService(ns, s);
-  const proxy = await createProxy();
-  const mount: PodMount = await podMount(ns, { server: proxy.url });
-  const names = await spawnSidecar({
-    env: mount.env,
-    // Debug: every retry is logged, not only the first of a kind (the checker shows them).
-    args: [`--service-name=${SERVICES.join(",")}`, "--log-level=debug"],
-  });
-  const all = await spawnSidecar({
-    env: mount.env,
-    args: ["--all-services", `--namespaces=${ns}`, "--log-level=debug"],
-  });
-  const sidecars = [names, all];
-  for (const s of sidecars) {
-    while ((await s.request("/readyz")).status !== 200) await sleep(100);
-  }
-  const clients = startClients(ns, { names, all }, o.recorder);
+  o: {
+    seed: number;
+    changes: Change[];
+    budget: number;
+    recorder: Recorder;
+    sidecars: Sidecars;
+    /** Every tenant's namespace, the first one's first: the streams of every Service. */
+    namespaces: string[];
+  },
+): Tenant {
+  const clients = startClients(ns, o.sidecars, o);
   const rand = prng(o.seed ^ 0xc4a9);
   let next = 0;
   const tenant: Tenant = {
     seed: o.seed,
     namespace: ns,
-    proxy,
-    sidecars,
     clients,
     applied: 0,
     failed: 0,
@@ -100,68 +91,89 @@ export async function startTenant(
         await sleep(CHANGE_GAP_MS[0] + rand() * (CHANGE_GAP_MS[1] - CHANGE_GAP_MS[0]));
       }
     },
-    async close() {
-      for (const s of sidecars) await s.stop();
-      await mount.remove();
-      await proxy.close();
-    },
   };
   return tenant;
 }
 
 function startClients(
   ns: string,
-  s: { names: SidecarProcess; all: SidecarProcess },
-  recorder: Recorder,
+  sidecars: Sidecars,
+  o: { recorder: Recorder; namespaces: string[]; seed: number },
 ): ClientSpec[] {
   const specs: ClientSpec[] = [];
-  const add = (
-    spec: Omit<ClientSpec, "namespace" | "polls" | "name"> & { name: string },
-    start: (name: string) => void,
-  ) => {
-    const name = `${ns}/${spec.name}`;
-    specs.push({ ...spec, name, namespace: ns, polls: spec.kind !== "sse" });
-    start(name);
+  const first = ns === o.namespaces[0];
+  const rec = o.recorder;
+  const add = (mode: Mode, name: string, what: { kind: AnswerKind; subject: string }) => {
+    const spec: ClientSpec = {
+      name: `${ns}/${mode}:${name}`,
+      sidecar: mode,
+      mode,
+      namespace: ns,
+      ...what,
+      polls: what.kind !== "sse",
+    };
+    if (what.subject === "*") spec.namespaces = o.namespaces;
+    specs.push(spec);
+    return { name: spec.name, url: sidecars.byMode[mode].process.url };
   };
   const [a, b, c] = SERVICES.map((x) => `${ns}/${x}`) as [string, string, string];
-  const n = { sidecar: `${ns}/names`, mode: "names" as const };
-  const w = { sidecar: `${ns}/all`, mode: "all" as const };
-  add(
-    { ...n, name: "names:/endpoints", kind: "endpoints", subject: a },
-    (name) => recorder.poll(name, `${s.names.url}/endpoints`, { kind: "endpoints", subject: a }),
-  );
-  add(
-    { ...n, name: "names:poll svc-b", kind: "service", subject: b },
-    (name) =>
-      recorder.poll(name, `${s.names.url}/v1/services/${b}?state=all`, {
-        kind: "service",
-        subject: b,
-      }),
-  );
-  add(
-    { ...n, name: "names:block svc-c", kind: "service", subject: c },
-    (name) => recorder.block(name, `${s.names.url}/v1/services/${c}?state=all`, c),
-  );
-  add(
-    { ...n, name: "names:sse svc-a", kind: "sse", subject: a },
-    (name) => recorder.sse(name, `${s.names.url}/v1/watch/${a}?state=all`, a),
-  );
-  add(
-    { ...w, name: "all:/v1/services", kind: "services", subject: "*" },
-    (name) => recorder.poll(name, `${s.all.url}/v1/services`, { kind: "services", subject: ns }),
-  );
-  add(
-    { ...w, name: "all:poll svc-b", kind: "service", subject: b },
-    (name) =>
-      recorder.poll(name, `${s.all.url}/v1/services/${b}?state=all`, {
-        kind: "service",
-        subject: b,
-      }),
-  );
-  add(
-    { ...w, name: "all:sse", kind: "sse", subject: "*" },
-    (name) => recorder.sse(name, `${s.all.url}/v1/watch?state=all`, "*"),
-  );
+  const poll = (mode: Mode, subject: string) => {
+    const s = add(mode, `poll ${subject}`, { kind: "service", subject });
+    rec.poll(s.name, `${s.url}/v1/services/${subject}?state=all`, { kind: "service", subject });
+  };
+  const list = (mode: Mode) => {
+    const s = add(mode, "/v1/services", { kind: "services", subject: ns });
+    rec.poll(s.name, `${s.url}/v1/services`, { kind: "services", subject: ns });
+  };
+  const block = (mode: Mode, subject: string) => {
+    const s = add(mode, `block ${subject}`, { kind: "service", subject });
+    rec.block(s.name, `${s.url}/v1/services/${subject}?state=all`, subject);
+  };
+  const sse = (mode: Mode, subject: string) => {
+    const s = add(mode, `sse ${subject}`, { kind: "sse", subject });
+    const path = subject === "*" ? "/v1/watch" : `/v1/watch/${subject}`;
+    rec.sse(s.name, `${s.url}${path}?state=all`, subject);
+  };
+  // The names sidecar's /endpoints serves the first Service named: the first tenant's svc-a.
+  if (first) {
+    const s = add("names", "/endpoints", { kind: "endpoints", subject: a });
+    rec.poll(s.name, `${s.url}/endpoints`, { kind: "endpoints", subject: a });
+  }
+  poll("names", b);
+  block("names", c);
+  sse("names", a);
+  list("all");
+  poll("all", b);
+  list("selector");
+  poll("selector", b);
+  // Not picked by the selector: 404 throughout, never a view.
+  poll("selector", c);
+  block("selector", a);
+  sse("selector", a);
+  // Streams of every Service of every namespace: once per run.
+  if (first) {
+    sse("all", "*");
+    sse("selector", "*");
+  }
+  // Clients that come and go (seeded from the tenant's seed).
+  if (first) {
+    for (const [i, mode] of (["all", "selector"] as const).entries()) {
+      const s = add(mode, "resuming sse *", { kind: "sse", subject: "*" });
+      churnSse(rec, s.name, `${s.url}/v1/watch?state=all`, { subject: "*", seed: o.seed + i });
+    }
+  }
+  {
+    const s = add("names", `short blocks ${a}`, { kind: "service", subject: a });
+    shortBlocks(rec, s.name, `${s.url}/v1/services/${a}?state=all`, { subject: a, seed: o.seed });
+  }
+  {
+    const s = add("all", `keep-alive ${c}`, { kind: "service", subject: c });
+    keepAliveChurn(rec, s.name, s.url, {
+      path: `/v1/services/${c}?state=all`,
+      subject: c,
+      seed: o.seed ^ 0x4a11,
+    });
+  }
   return specs;
 }
 
@@ -192,9 +204,13 @@ export async function applyChange(ns: string, change: Change): Promise<void> {
       return;
     }
     case "createService":
-      await createService(ns, change.service);
+      await createService(ns, change.service, serviceOptions(change.service));
       return;
   }
+}
+
+function serviceOptions(name: string): { labels?: Record<string, string> } {
+  return PICKED.includes(name) ? { labels: { ...SELECTOR_LABEL } } : {};
 }
 
 async function slicesOf(ns: string, service: string): Promise<EndpointSlice[]> {

@@ -25,6 +25,8 @@ export interface Point {
   accept: Set<string>;
   /** The state, printed. */
   show: string;
+  /** When the truth saw it (ms, performance.now()). */
+  seenAt: number;
 }
 
 function serviceAccept(
@@ -34,7 +36,7 @@ function serviceAccept(
 ): Set<string> {
   if (spec.kind === "endpoints") return new Set([projectTrueSubsets(key, endpoints)]);
   if (endpoints === undefined) {
-    return spec.mode === "all"
+    return spec.mode !== "names"
       ? new Set([ABSENT, projectEndpoints([])])
       : new Set([projectEndpoints([])]);
   }
@@ -43,27 +45,68 @@ function serviceAccept(
 
 /** The truth as one client's projections, oldest first; each point holds until the next. */
 export function timelineFor(truth: TruthView, spec: ClientSpec, subject: string): Point[] {
-  const mk = (rv: number, accept: Set<string>): Point => ({ rv, accept, show: [...accept][0]! });
+  const mk = (rv: number, accept: Set<string>, seenAt = 0): Point => ({
+    rv,
+    accept,
+    show: [...accept][0]!,
+    seenAt,
+  });
   if (spec.kind === "services") {
     const names = truth.services(spec.namespace);
-    const lines = names.map((k) => truth.timeline(...split(k)));
+    const lines = names.map((k) => servedLine(truth, spec, ...split(k)));
     const rvs = [...new Set(lines.flatMap((l) => l.map((p) => p.rv)))].sort((a, b) => a - b);
     return rvs.map((rv) => {
       const entries: { name: string; counts: string }[] = [];
+      let seenAt = 0;
       names.forEach((k, i) => {
         const p = lines[i]!.filter((q) => q.rv <= rv).at(-1);
+        if (p?.rv === rv) seenAt = Math.max(seenAt, p.seenAt);
         if (p?.endpoints) entries.push({ name: split(k)[1], counts: countsOf(p.endpoints) });
       });
-      return mk(rv, new Set([projectServiceList(entries)]));
+      return mk(rv, new Set([projectServiceList(entries)]), seenAt);
     });
   }
   const [namespace, name] = split(subject);
-  const points = truth.timeline(namespace, name);
-  const out = points.map((p) => mk(p.rv, serviceAccept(spec, p.endpoints, { namespace, name })));
+  const points = servedLine(truth, spec, namespace, name);
+  const out = points.map((p) =>
+    mk(p.rv, serviceAccept(spec, p.endpoints, { namespace, name }), p.seenAt)
+  );
   if (!points.length || points[0]!.rv > truth.startRv) {
     out.unshift(mk(0, serviceAccept(spec, undefined, { namespace, name })));
   }
   return out;
+}
+
+/** A Service's timeline as the client's sidecar serves it: in selector mode, endpoints only
+ * while the selector picks the Service (the two timelines merged at every resourceVersion of
+ * either). */
+function servedLine(
+  truth: TruthView,
+  spec: ClientSpec,
+  namespace: string,
+  name: string,
+): ServedPoint[] {
+  const points = truth.timeline(namespace, name);
+  if (spec.mode !== "selector") return points;
+  const picks = truth.picked(namespace, name);
+  const rvs = [...new Set([...points, ...picks].map((p) => p.rv))].sort((a, b) => a - b);
+  const out: ServedPoint[] = [];
+  for (const rv of rvs) {
+    const p = points.filter((q) => q.rv <= rv).at(-1);
+    const pick = picks.filter((q) => q.rv <= rv).at(-1);
+    const endpoints = pick?.picked ? p?.endpoints : undefined;
+    const last = out.at(-1);
+    if (last && JSON.stringify(last.endpoints) === JSON.stringify(endpoints)) continue;
+    const seenAt = Math.max(p?.rv === rv ? p.seenAt : 0, pick?.rv === rv ? pick.seenAt : 0);
+    out.push({ rv, endpoints, seenAt });
+  }
+  return out;
+}
+
+interface ServedPoint {
+  rv: number;
+  endpoints: EndpointView[] | undefined;
+  seenAt: number;
 }
 
 /** Splits `namespace/name`. */

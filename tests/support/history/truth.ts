@@ -6,6 +6,8 @@
  * resourceVersion seen (events and bookmarks); a 410 relists and records the difference as one
  * step at the list's resourceVersion, and counts it (`coarsened`), because changes made in that
  * gap would be invisible: the checker pauses changes around compaction so that count stays 0.
+ * Beside the slices, it watches each namespace's Services the same way and keeps, per Service,
+ * whether the selector sidecar's label selector picks it (it exists and carries the label).
  *
  * @module
  */
@@ -15,6 +17,7 @@ import { kubeOk } from "../cluster/http.ts";
 import type { KubeList } from "../cluster/types.ts";
 import { sleep } from "../cluster/wait.ts";
 import { openWatch, type WatchStream } from "../cluster/watch.ts";
+import { SELECTOR_LABEL } from "./sidecars.ts";
 
 /** The label that ties an EndpointSlice to its Service. */
 const SERVICE_LABEL = "kubernetes.io/service-name";
@@ -34,9 +37,29 @@ export interface TruthPoint {
   seenAt: number;
 }
 
+/** Whether the selector picks a Service, from one resourceVersion on. */
+export interface PickPoint {
+  rv: number;
+  picked: boolean;
+  /** When the checker's watch saw it (ms, performance.now()). */
+  seenAt: number;
+}
+
 interface NamespaceTruth {
   slices: Map<string, V1EndpointSlice>;
   rv: string;
+}
+
+interface ServiceObject {
+  metadata?: { name?: string; resourceVersion?: string; labels?: Record<string, string> };
+}
+
+/** One watched resource of one namespace: its path, how to list it and apply an event. */
+interface Follow<T> {
+  path: string;
+  state: { rv: string };
+  list(): Promise<void>;
+  apply(type: string, object: T): void;
 }
 
 /** The truth of a few namespaces, from the checker's own watches. */
@@ -46,7 +69,9 @@ export class Truth {
   #stopped = false;
   #points = 0;
   #loops: Promise<void>[] = [];
-  #watches = new Set<WatchStream<V1EndpointSlice>>();
+  #watches = new Set<WatchStream<unknown>>();
+  #picks = new Map<string, PickPoint[]>();
+  #services = new Map<string, { rv: string; names: Set<string> }>();
   /** Events applied (all namespaces). */
   events = 0;
   /** Relists after a 410 whose list differed from the state held: intermediate states lost. */
@@ -67,7 +92,21 @@ export class Truth {
       const state: NamespaceTruth = { slices: new Map(), rv: "0" };
       this.#namespaces.set(ns, state);
       await this.#list(ns, state);
-      this.#loops.push(this.#run(ns, state));
+      this.#loops.push(this.#run<V1EndpointSlice>({
+        path: `/apis/discovery.k8s.io/v1/namespaces/${ns}/endpointslices`,
+        state,
+        list: () => this.#list(ns, state),
+        apply: (type, slice) => this.#apply(ns, state, type, slice),
+      }));
+      const services = { rv: "0", names: new Set<string>() };
+      this.#services.set(ns, services);
+      await this.#listServices(ns, services);
+      this.#loops.push(this.#run<ServiceObject>({
+        path: `/api/v1/namespaces/${ns}/services`,
+        state: services,
+        list: () => this.#listServices(ns, services),
+        apply: (type, svc) => this.#applyService(ns, services, type, svc),
+      }));
     }
     this.startRv = this.rv;
   }
@@ -87,6 +126,11 @@ export class Truth {
   /** Every Service key (`namespace/name`) of a namespace that ever had a slice. */
   services(namespace: string): string[] {
     return [...this.#timelines.keys()].filter((k) => k.startsWith(`${namespace}/`));
+  }
+
+  /** Whether the selector picked `namespace/name`, oldest first. */
+  picked(namespace: string, name: string): PickPoint[] {
+    return this.#picks.get(`${namespace}/${name}`) ?? [];
   }
 
   /** When the last state change in `namespace` was seen (ms, performance.now(); 0: none). */
@@ -116,15 +160,15 @@ export class Truth {
     for (const name of affected) this.#record(ns, state, name, Number(rv));
   }
 
-  async #run(ns: string, state: NamespaceTruth): Promise<void> {
+  async #run<T>(f: Follow<T>): Promise<void> {
+    const { state } = f;
     while (!this.#stopped) {
-      let watch: WatchStream<V1EndpointSlice> | undefined;
+      let watch: WatchStream<T> | undefined;
       try {
-        watch = await openWatch<V1EndpointSlice>(
-          `/apis/discovery.k8s.io/v1/namespaces/${ns}/endpointslices?resourceVersion=${state.rv}` +
-            "&allowWatchBookmarks=true&timeoutSeconds=3600",
+        watch = await openWatch<T>(
+          `${f.path}?resourceVersion=${state.rv}&allowWatchBookmarks=true&timeoutSeconds=3600`,
         );
-        this.#watches.add(watch);
+        this.#watches.add(watch as WatchStream<unknown>);
         while (!this.#stopped) {
           const event = await watch.next({ timeoutMs: READ_SLICE_MS }).catch((e: Error) => {
             if (/timed out/.test(e.message)) return null;
@@ -135,30 +179,30 @@ export class Truth {
           if (event.type === "ERROR") {
             throw Object.assign(new Error("watch ERROR event"), { status: event.object });
           }
-          this.#apply(ns, state, event.type, event.object);
+          f.apply(event.type, event.object);
         }
       } catch (e) {
         if (this.#stopped) break;
         if (isGone(e)) {
           this.relists++;
-          await this.#relist(ns, state);
+          await this.#relist(f);
           continue;
         }
         await sleep(RETRY_MS);
       } finally {
         if (watch) {
-          this.#watches.delete(watch);
+          this.#watches.delete(watch as WatchStream<unknown>);
           await watch.close();
         }
       }
     }
   }
 
-  async #relist(ns: string, state: NamespaceTruth): Promise<void> {
+  async #relist<T>(f: Follow<T>): Promise<void> {
     while (!this.#stopped) {
       try {
         const points = this.#points;
-        await this.#list(ns, state);
+        await f.list();
         if (this.#points !== points) this.coarsened++;
         return;
       } catch {
@@ -197,6 +241,53 @@ export class Truth {
     line.push({ rv, endpoints, seenAt });
     this.#points++;
   }
+
+  async #listServices(ns: string, s: { rv: string; names: Set<string> }): Promise<void> {
+    const list = await kubeOk<KubeList<ServiceObject>>("GET", `/api/v1/namespaces/${ns}/services`);
+    const rv = list.metadata.resourceVersion ?? "0";
+    s.rv = rv;
+    this.rv = Math.max(this.rv, Number(rv));
+    const now = new Set(list.items.filter(isPicked).map((x) => x.metadata!.name!));
+    for (const name of new Set([...s.names, ...now])) {
+      this.#pick(ns, name, now.has(name), Number(rv));
+    }
+    s.names = now;
+  }
+
+  #applyService(
+    ns: string,
+    s: { rv: string; names: Set<string> },
+    type: string,
+    svc: ServiceObject,
+  ): void {
+    const rv = svc.metadata?.resourceVersion ?? s.rv;
+    s.rv = rv;
+    if (type === "BOOKMARK") return;
+    this.events++;
+    const name = svc.metadata!.name!;
+    const picked = type !== "DELETED" && isPicked(svc);
+    if (picked) s.names.add(name);
+    else s.names.delete(name);
+    this.#pick(ns, name, picked, Number(rv));
+  }
+
+  #pick(ns: string, name: string, picked: boolean, rv: number): void {
+    const key = `${ns}/${name}`;
+    let line = this.#picks.get(key);
+    if (!line) this.#picks.set(key, line = []);
+    this.rv = Math.max(this.rv, rv);
+    if (line.at(-1)?.picked === picked) return;
+    const seenAt = performance.now();
+    this.lastChangeAt = seenAt;
+    this.#lastChangeIn.set(ns, seenAt);
+    line.push({ rv, picked, seenAt });
+    this.#points++;
+  }
+}
+
+function isPicked(svc: ServiceObject): boolean {
+  const labels = svc.metadata?.labels ?? {};
+  return Object.entries(SELECTOR_LABEL).every(([k, v]) => labels[k] === v);
 }
 
 function* serviceNames(slices: Iterable<V1EndpointSlice>): Iterable<string> {
