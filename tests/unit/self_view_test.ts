@@ -6,6 +6,7 @@ import { createHandler } from "../../lib/routes/table.ts";
 import { EndpointCache } from "../../lib/cache.ts";
 import type { ServiceView } from "../../lib/service_view.ts";
 import { HealthRegistry } from "../../lib/health.ts";
+import { OpenWatchers } from "../../lib/open_watchers.ts";
 import type { Logger } from "../../lib/log.ts";
 import type { PodIdentity } from "../../lib/self.ts";
 import { SelfViews } from "../../lib/self_view.ts";
@@ -29,8 +30,7 @@ function setup(pod: PodIdentity | undefined = ME) {
   const drain = new AbortController();
   const api = createApi(cache, {
     self: {},
-    maxWatchers: 10,
-    watchers: { sse: 0, blocking: 0 },
+    watchers: new OpenWatchers(10),
     health: new HealthRegistry(),
     signal: drain.signal,
     log,

@@ -4,6 +4,7 @@ import { createApi } from "../../lib/routes/v1.ts";
 import { EndpointCache } from "../../lib/cache.ts";
 import type { Watched } from "../../lib/selection.ts";
 import { HealthRegistry } from "../../lib/health.ts";
+import { OpenWatchers } from "../../lib/open_watchers.ts";
 import { RETRY_MS } from "../../lib/sse.ts";
 import { slice } from "../support/slices.ts";
 
@@ -14,8 +15,7 @@ function setup(
   const drain = new AbortController();
   const api = createApi(cache, {
     self: {},
-    maxWatchers: 10,
-    watchers: { sse: 0, blocking: 0 },
+    watchers: new OpenWatchers(10),
     health: new HealthRegistry(),
     signal: drain.signal,
   });
