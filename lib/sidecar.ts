@@ -58,7 +58,7 @@ export async function startSidecar(config: Config, options: SidecarOptions): Pro
   });
   const health = new HealthRegistry();
   for (const r of reflectors) health.add(r.health);
-  const watchers = new OpenWatchers();
+  const watchers = new OpenWatchers(config.maxWatchers);
   const drain = new AbortController();
   const metrics = sidecarMetrics(cache, reflectors, watchers);
   const pod = resolveIdentity(config);
@@ -68,7 +68,6 @@ export async function startSidecar(config: Config, options: SidecarOptions): Pro
     primary: first ? { namespace: first.namespace || defaultNs, name: first.name } : undefined,
     self: { nodeName: config.nodeName, zone: config.zone },
     pod: pod.identity,
-    maxWatchers: config.maxWatchers,
     watchers,
     signal: drain.signal,
     log,

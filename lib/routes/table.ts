@@ -61,8 +61,7 @@ export function createHandler(cache: EndpointCache, options: HandlerOptions = {}
   const api = options.healthOnly ? () => undefined : createApi(cache, {
     health,
     self: options.self ?? {},
-    maxWatchers: options.maxWatchers ?? DEFAULT_MAX_WATCHERS,
-    watchers: options.watchers ?? new OpenWatchers(),
+    watchers: options.watchers ?? new OpenWatchers(DEFAULT_MAX_WATCHERS),
     signal: options.signal,
     log: options.log,
     pod: options.pod,

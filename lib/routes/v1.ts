@@ -1,7 +1,8 @@
 /**
  * The versioned JSON API, `/v1`: reads the query once (lib/query.ts), then hands the request to
  * its URL family, `/v1/services` (lib/routes/v1_services.ts) or `/v1/watch`
- * (lib/routes/v1_watch.ts), and admits SSE streams and blocking queries up to `--max-watchers`.
+ * (lib/routes/v1_watch.ts); SSE streams and blocking queries are admitted by the one owner of
+ * clients that wait (lib/open_watchers.ts), and answered 429 past `--max-watchers`.
  * Every answer carries an ETag from the one builder (lib/etag.ts) and the change index in
  * `X-Discovery-Index`; what is not watched answers 404 naming what is. See docs/api.md.
  *
@@ -11,6 +12,7 @@ import type { EndpointCache } from "../cache.ts";
 import type { HealthRegistry } from "../health.ts";
 import { errorResponse } from "../http_util.ts";
 import type { Logger } from "../log.ts";
+import type { OpenWatchers, WatcherKind } from "../open_watchers.ts";
 import { parseQuery, type Query, QueryError } from "../query.ts";
 import type { PodIdentity } from "../self.ts";
 import { SelfViews } from "../self_view.ts";
@@ -21,11 +23,8 @@ import { v1Watch } from "./v1_watch.ts";
 export interface ApiOptions {
   /** The sidecar's own node and zone (downward API), for node and zone preferences. */
   self: { nodeName?: string; zone?: string };
-  /** At most this many SSE streams and blocking queries at once. */
-  maxWatchers: number;
-  /** Counts open SSE streams and blocking queries, and SSE streams closed for not reading;
-   * `closed` (lib/open_watchers.ts) hears each end. */
-  watchers: { sse: number; blocking: number; sseSlowClosed?: number; closed?: () => void };
+  /** Admits SSE streams and blocking queries up to `--max-watchers` and counts them. */
+  watchers: OpenWatchers;
   /** The drain signal: aborted on shutdown before the HTTP server stops, it ends blocking
    * queries with the current state and SSE streams with their final event. */
   signal?: AbortSignal;
@@ -53,26 +52,18 @@ export function createApi(cache: EndpointCache, options: ApiOptions): ApiHandler
   const { watchers } = options;
   // First: every later reader of a change finds this Pod's part of the new view made.
   const selves = new SelfViews(cache, { identity: options.pod ?? { ips: [] }, log: options.log });
-  const admit = (kind: "sse" | "blocking") => (): (() => void) | Response => {
-    if (watchers.sse + watchers.blocking >= options.maxWatchers) {
-      return errorResponse(
-        429,
-        `too many open watches (${options.maxWatchers}); retry later or raise --max-watchers`,
-        { "Retry-After": "5" },
-      );
-    }
-    watchers[kind]++;
-    return () => {
-      watchers[kind]--;
-      watchers.closed?.();
-    };
-  };
+  const admit = (kind: WatcherKind) => (): (() => void) | Response =>
+    watchers.admit(kind) ?? errorResponse(
+      429,
+      `too many open watches (${watchers.max}); retry later or raise --max-watchers`,
+      { "Retry-After": "5" },
+    );
   const watch = v1Watch(cache, {
     selves,
     signal: options.signal,
     log: options.log,
     admit: admit("sse"),
-    onSlowClose: () => watchers.sseSlowClosed = (watchers.sseSlowClosed ?? 0) + 1,
+    onSlowClose: () => watchers.slowClosed(),
   });
   const services = v1Services(cache, {
     health: options.health,

@@ -16,6 +16,7 @@ import { createApi } from "../../lib/routes/v1.ts";
 import { EndpointCache } from "../../lib/cache.ts";
 import type { Watched } from "../../lib/selection.ts";
 import { HealthRegistry } from "../../lib/health.ts";
+import { OpenWatchers } from "../../lib/open_watchers.ts";
 
 const [sseCount, blockingCount] = [Number(Deno.args[0] ?? 1000), Number(Deno.args[1] ?? 1000)];
 const gc = (globalThis as { gc?: () => void }).gc;
@@ -40,10 +41,9 @@ const slice: V1EndpointSlice = {
 cache.sliceStore("ns").replace([slice], "5");
 if (!waiting) cache.sliceStore("other").replace([], "5");
 const drain = new AbortController();
-const watchers = { sse: 0, blocking: 0 };
+const watchers = new OpenWatchers(100_000);
 const api = createApi(cache, {
   self: {},
-  maxWatchers: 100_000,
   watchers,
   health: new HealthRegistry(),
   signal: drain.signal,

@@ -3,28 +3,14 @@
  * sidecar listens (containers of a Pod start together) ends once this Pod is ready without
  * spinning, and the peers loop prints the peers once per change of a peer only. */
 import assert from "node:assert/strict";
-import type { V1EndpointSlice } from "@kubernetes/client-node";
 import { EndpointCache } from "../../lib/cache.ts";
 import { createHandler } from "../../lib/routes/table.ts";
+import { podSlice } from "../support/slices.ts";
 
 type Pod = { name: string; ip: string; ready: boolean };
 
-function slice(pods: Pod[], rv: string): V1EndpointSlice {
-  return {
-    metadata: {
-      name: "ring-a",
-      resourceVersion: rv,
-      labels: { "kubernetes.io/service-name": "ring" },
-    },
-    addressType: "IPv4",
-    endpoints: pods.map((p) => ({
-      addresses: [p.ip],
-      conditions: { ready: p.ready, serving: p.ready, terminating: false },
-      targetRef: { kind: "Pod", name: p.name, namespace: "shop" },
-    })),
-    ports: [{ name: "gossip", port: 7946, protocol: "TCP" }],
-  };
-}
+/** Service shop/ring's one slice, as the tests below list it (port gossip 7946). */
+const RING = { service: "ring", name: "ring-a", namespace: "shop", port: 7946, portName: "gossip" };
 
 /** The doc's shell block: the lines before step 1 (settings and helpers) and each step. */
 async function docSteps(): Promise<{ preamble: string; steps: string[] }> {
@@ -79,9 +65,10 @@ Deno.test("the doc's wait until I am listed, started before the sidecar listens,
   const port = freePort();
   const s = sidecar(port, 1000);
   const ring = [{ name: "ring-0", ip: "10.0.0.1", ready: false }];
-  setTimeout(() => s.store.replace([slice(ring, "10")], "10"), 1500);
+  setTimeout(() => s.store.replace([podSlice(ring, { ...RING, rv: "10" })], "10"), 1500);
   const ready = setTimeout(
-    () => s.store.apply("MODIFIED", slice([{ ...ring[0]!, ready: true }], "11")),
+    () =>
+      s.store.apply("MODIFIED", podSlice([{ ...ring[0]!, ready: true }], { ...RING, rv: "11" })),
     3000,
   );
   const t0 = Date.now();
@@ -104,11 +91,17 @@ Deno.test("the doc's peers loop prints the peers without this Pod, again on a pe
     { name: "ring-1", ip: "10.0.0.2", ready: true },
     { name: "ring-2", ip: "10.0.0.3", ready: peer },
   ];
-  s.store.replace([slice(pods(true, true), "10")], "10");
+  s.store.replace([podSlice(pods(true, true), { ...RING, rv: "10" })], "10");
   const { preamble, steps } = await docSteps();
   const child = bash(preamble + steps[2], port, 4);
-  setTimeout(() => s.store.apply("MODIFIED", slice(pods(false, true), "11")), 800);
-  setTimeout(() => s.store.apply("MODIFIED", slice(pods(false, false), "12")), 1600);
+  setTimeout(
+    () => s.store.apply("MODIFIED", podSlice(pods(false, true), { ...RING, rv: "11" })),
+    800,
+  );
+  setTimeout(
+    () => s.store.apply("MODIFIED", podSlice(pods(false, false), { ...RING, rv: "12" })),
+    1600,
+  );
   const out = new TextDecoder().decode((await child.output()).stdout);
   await s.stop();
   assert.equal(out, "10.0.0.2:7946\n10.0.0.3:7946\n" + "10.0.0.2:7946\n");

@@ -1,32 +1,22 @@
 /** This Pod in the /v1 answers over a cache driven by hand: marks, its state, `?exclude=self` in
  * plain answers, ETags, blocking queries and SSE, and a contradicting identity logged once. */
 import assert from "node:assert/strict";
-import type { V1EndpointSlice } from "@kubernetes/client-node";
 import { createApi } from "../../lib/routes/v1.ts";
 import { createHandler } from "../../lib/routes/table.ts";
 import { EndpointCache } from "../../lib/cache.ts";
 import type { ServiceView } from "../../lib/service_view.ts";
 import { HealthRegistry } from "../../lib/health.ts";
+import { OpenWatchers } from "../../lib/open_watchers.ts";
 import type { Logger } from "../../lib/log.ts";
 import type { PodIdentity } from "../../lib/self.ts";
 import { SelfViews } from "../../lib/self_view.ts";
 import { prng } from "../support/history/schedule.ts";
+import { podSlice } from "../support/slices.ts";
 
 type Pod = { name: string; ip: string; ready?: boolean };
 
-/** A slice of Service web listing Pods as the EndpointSlice controller does (targetRef). */
-function slice(pods: Pod[], rv: string, name = "web-a"): V1EndpointSlice {
-  return {
-    metadata: { name, resourceVersion: rv, labels: { "kubernetes.io/service-name": "web" } },
-    addressType: "IPv4",
-    endpoints: pods.map((p) => ({
-      addresses: [p.ip],
-      conditions: { ready: p.ready ?? true, serving: p.ready ?? true, terminating: false },
-      targetRef: { kind: "Pod", name: p.name, namespace: "ns" },
-    })),
-    ports: [{ name: "http", port: 8080, protocol: "TCP" }],
-  };
-}
+/** Service web's slice web-a, as the tests below list it (port http 8080). */
+const WEB = { name: "web-a", port: 8080 };
 
 const ME: PodIdentity = { name: "web-0", namespace: "ns", ips: ["10.0.0.1"] };
 
@@ -40,8 +30,7 @@ function setup(pod: PodIdentity | undefined = ME) {
   const drain = new AbortController();
   const api = createApi(cache, {
     self: {},
-    maxWatchers: 10,
-    watchers: { sse: 0, blocking: 0 },
+    watchers: new OpenWatchers(10),
     health: new HealthRegistry(),
     signal: drain.signal,
     log,
@@ -62,10 +51,12 @@ const THREE: Pod[] = [
   { name: "web-1", ip: "10.0.0.2" },
   { name: "web-2", ip: "10.0.0.3" },
 ];
+/** THREE with this Pod (web-0) not ready. */
+const NOT_READY_SELF: Pod[] = [{ ...THREE[0]!, ready: false }, ...peers(THREE)];
 
 Deno.test("the body marks this Pod's endpoint and says its state; /v1/services says it too", async () => {
   const { store, get } = setup();
-  store.replace([slice(THREE, "10")], "10");
+  store.replace([podSlice(THREE, { ...WEB, rv: "10" })], "10");
   const body = (await get("/v1/services/ns/web?state=all")).json();
   assert.equal(body.self, "ready");
   assert.deepEqual(
@@ -73,17 +64,17 @@ Deno.test("the body marks this Pod's endpoint and says its state; /v1/services s
     [["10.0.0.1", true], ["10.0.0.2", undefined], ["10.0.0.3", undefined]],
   );
   assert.equal((await get("/v1/services")).json().services[0].self, "ready");
-  store.apply("MODIFIED", slice([{ ...THREE[0]!, ready: false }, ...peers(THREE)], "11"));
+  store.apply("MODIFIED", podSlice(NOT_READY_SELF, { ...WEB, rv: "11" }));
   const notReady = (await get("/v1/services/ns/web")).json();
   assert.equal(notReady.self, "not-ready", "the state is this Pod's even when the filter hides it");
   assert.equal(notReady.endpoints.length, 2);
-  store.apply("MODIFIED", slice(peers(THREE), "12"));
+  store.apply("MODIFIED", podSlice(peers(THREE), { ...WEB, rv: "12" }));
   assert.equal((await get("/v1/services/ns/web")).json().self, "not-listed");
 });
 
 Deno.test("exclude=self leaves this Pod out; its own flip moves ETag and index only for clients that see it", async () => {
   const { store, get } = setup();
-  store.replace([slice(THREE, "10")], "10");
+  store.replace([podSlice(THREE, { ...WEB, rv: "10" })], "10");
   const path = "/v1/services/ns/web?exclude=self&port=http";
   const before = await get(path);
   const body = before.json();
@@ -91,7 +82,7 @@ Deno.test("exclude=self leaves this Pod out; its own flip moves ETag and index o
   assert.equal(body.self, undefined, "an answer without this Pod does not say its state");
   assert.equal(before.headers.get("x-discovery-index"), "10");
   const all = await get("/v1/services/ns/web?port=http");
-  store.apply("MODIFIED", slice([{ ...THREE[0]!, ready: false }, ...peers(THREE)], "11"));
+  store.apply("MODIFIED", podSlice(NOT_READY_SELF, { ...WEB, rv: "11" }));
   const after = await get(path);
   assert.equal(after.text, before.text);
   assert.equal(after.headers.get("etag"), before.headers.get("etag"));
@@ -102,12 +93,15 @@ Deno.test("exclude=self leaves this Pod out; its own flip moves ETag and index o
   assert.notEqual(allAfter.headers.get("etag"), all.headers.get("etag"));
   assert.equal(allAfter.headers.get("x-discovery-index"), "11");
   // A peer's change moves it for everyone, to the index of that change.
-  store.apply("MODIFIED", slice([{ ...THREE[0]!, ready: false }, THREE[1]!], "12"));
+  store.apply(
+    "MODIFIED",
+    podSlice([{ ...THREE[0]!, ready: false }, THREE[1]!], { ...WEB, rv: "12" }),
+  );
   const peerChange = await get(path);
   assert.equal(peerChange.headers.get("x-discovery-index"), "12");
   assert.deepEqual(peerChange.json().targets, ["10.0.0.2:8080"]);
   // This Pod leaving, peers unchanged: no change for the excluded client.
-  store.apply("MODIFIED", slice([THREE[1]!], "13"));
+  store.apply("MODIFIED", podSlice([THREE[1]!], { ...WEB, rv: "13" }));
   assert.equal((await get(path)).headers.get("x-discovery-index"), "12");
   // The text form a shell script reads (docs/api.md, "Forming a cluster").
   const text = await get("/v1/services/ns/web?exclude=self&port=http&format=text");
@@ -117,7 +111,7 @@ Deno.test("exclude=self leaves this Pod out; its own flip moves ETag and index o
 
 Deno.test("a blocking query with exclude=self sleeps through this Pod's flip; one without wakes", async () => {
   const { store, api } = setup();
-  store.replace([slice(THREE, "10")], "10");
+  store.replace([podSlice(THREE, { ...WEB, rv: "10" })], "10");
   const ask = (q: string) => {
     const path = `/v1/services/ns/web${q}`;
     return Promise.resolve(api(new Request(`http://x${path}`), "/v1/services/ns/web", q.slice(1))!);
@@ -128,13 +122,16 @@ Deno.test("a blocking query with exclude=self sleeps through this Pod's flip; on
     return { index: r.headers.get("x-discovery-index"), body: JSON.parse(await r.text()) };
   });
   const seeing = ask("?index=10&wait=5s");
-  store.apply("MODIFIED", slice([{ ...THREE[0]!, ready: false }, ...peers(THREE)], "11"));
+  store.apply("MODIFIED", podSlice(NOT_READY_SELF, { ...WEB, rv: "11" }));
   const woken = await seeing;
   assert.equal(woken.headers.get("x-discovery-index"), "11");
   assert.equal(JSON.parse(await woken.text()).self, "not-ready");
   await new Promise((r) => setTimeout(r, 300));
   assert.equal(excludedDone, false, "this Pod's flip did not wake the excluded query");
-  store.apply("MODIFIED", slice([{ ...THREE[0]!, ready: false }, THREE[1]!], "12"));
+  store.apply(
+    "MODIFIED",
+    podSlice([{ ...THREE[0]!, ready: false }, THREE[1]!], { ...WEB, rv: "12" }),
+  );
   const answer = await excluded;
   assert.equal(answer.index, "12");
   assert.deepEqual(answer.body.endpoints.map((e: { addresses: string[] }) => e.addresses[0]), [
@@ -144,7 +141,7 @@ Deno.test("a blocking query with exclude=self sleeps through this Pod's flip; on
 
 Deno.test("an SSE stream with exclude=self gets no event for this Pod's flip, and the next peer change", async () => {
   const { store, api, drain } = setup();
-  store.replace([slice(THREE, "10")], "10");
+  store.replace([podSlice(THREE, { ...WEB, rv: "10" })], "10");
   const path = "/v1/watch/ns/web";
   const excluded = reader(
     await api(new Request(`http://x${path}?exclude=self`), path, "exclude=self")!,
@@ -152,9 +149,12 @@ Deno.test("an SSE stream with exclude=self gets no event for this Pod's flip, an
   const seeing = reader(await api(new Request(`http://x${path}`), path)!);
   assert.match(await excluded(/^id: 10$/m), /event: snapshot/);
   assert.match(await seeing(/^id: 10$/m), /"self":"ready"/);
-  store.apply("MODIFIED", slice([{ ...THREE[0]!, ready: false }, ...peers(THREE)], "11"));
+  store.apply("MODIFIED", podSlice(NOT_READY_SELF, { ...WEB, rv: "11" }));
   assert.match(await seeing(/^id: 11$/m), /"self":"not-ready"/);
-  store.apply("MODIFIED", slice([{ ...THREE[0]!, ready: false }, THREE[1]!], "12"));
+  store.apply(
+    "MODIFIED",
+    podSlice([{ ...THREE[0]!, ready: false }, THREE[1]!], { ...WEB, rv: "12" }),
+  );
   const next = await excluded(/^id: \d+$/m);
   assert.match(next, /event: update\nid: 12\n/, "the flip (11) was no event for it");
   assert.doesNotMatch(next, /"self"|10\.0\.0\.1/);
@@ -187,7 +187,7 @@ function reader(resp: Response) {
 
 Deno.test("without an identity exclude=self answers 400 naming the settings, and the state is unknown", async () => {
   const { store, get } = setup({ ips: [] });
-  store.replace([slice(THREE, "10")], "10");
+  store.replace([podSlice(THREE, { ...WEB, rv: "10" })], "10");
   const r = await get("/v1/services/ns/web?exclude=self");
   assert.equal(r.status, 400);
   assert.match(r.json().error, /POD_NAME and POD_NAMESPACE/);
@@ -200,9 +200,9 @@ Deno.test("without an identity exclude=self answers 400 naming the settings, and
 
 Deno.test("an IP setting that contradicts this Pod's endpoint is logged once at warn; the endpoint stays this Pod", async () => {
   const { store, get, lines } = setup({ ...ME, ips: ["10.9.9.9"] });
-  store.replace([slice(THREE, "10")], "10");
-  store.apply("MODIFIED", slice([{ ...THREE[0]!, ready: false }, ...peers(THREE)], "11"));
-  store.apply("MODIFIED", slice(THREE, "12"));
+  store.replace([podSlice(THREE, { ...WEB, rv: "10" })], "10");
+  store.apply("MODIFIED", podSlice(NOT_READY_SELF, { ...WEB, rv: "11" }));
+  store.apply("MODIFIED", podSlice(THREE, { ...WEB, rv: "12" }));
   const body = (await get("/v1/services/ns/web?exclude=self")).json();
   assert.deepEqual(body.endpoints.map((e: { addresses: string[] }) => e.addresses[0]), [
     "10.0.0.2",
@@ -220,17 +220,20 @@ Deno.test("the view without this Pod is made once per change and shared: its mem
   const announced: ServiceView[][] = [];
   selves.excluded.subscribe((changed) => announced.push(changed));
   const store = cache.sliceStore("ns");
-  store.replace([slice(THREE, "10")], "10");
+  store.replace([podSlice(THREE, { ...WEB, rv: "10" })], "10");
   const first = cache.view("ns", "web")!;
   assert.equal(selves.of(first), selves.of(first), "computed once per view");
-  store.apply("MODIFIED", slice([{ ...THREE[0]!, ready: false }, ...peers(THREE)], "11"));
+  store.apply("MODIFIED", podSlice(NOT_READY_SELF, { ...WEB, rv: "11" }));
   const second = cache.view("ns", "web")!;
   assert.notEqual(second, first);
   assert.equal(selves.of(second).peers, selves.of(first).peers);
   assert.equal(selves.excluded.view("ns", "web"), selves.of(first).peers);
   assert.equal(announced.length, 1, "only the first view announced to excluded clients");
   // A peer's change in another slice: the peers view moves.
-  store.apply("ADDED", slice([{ name: "web-3", ip: "10.0.0.4" }], "12", "web-b"));
+  store.apply(
+    "ADDED",
+    podSlice([{ name: "web-3", ip: "10.0.0.4" }], { ...WEB, rv: "12", name: "web-b" }),
+  );
   assert.equal(announced.length, 2);
   assert.equal(announced[1]![0]!.index, 12);
 });
@@ -251,7 +254,7 @@ Deno.test("over a seeded random sequence the view without this Pod is exactly th
     pods.set(`web-${i}`, { name: `web-${i}`, ip: `10.0.0.${i + 1}`, slice: names[i % 3]! });
   }
   const sliceOf = (s: string, rv: string) =>
-    slice([...pods.values()].filter((p) => p.slice === s), rv, `web-${s}`);
+    podSlice([...pods.values()].filter((p) => p.slice === s), { ...WEB, rv, name: `web-${s}` });
   store.replace(names.map((s) => sliceOf(s, "10")), "10");
   const peersOf = (v: ServiceView) =>
     JSON.stringify(v.endpoints.filter((e) => e.targetRef?.name !== "web-0"));
@@ -302,7 +305,7 @@ Deno.test("the Go service's /endpoints is byte for byte the same with and withou
     const cache = new EndpointCache(new Map([["ns", { kind: "names", names: ["web"] } as const]]));
     const handler = createHandler(cache, { primary: { namespace: "ns", name: "web" }, pod });
     const store = cache.sliceStore("ns");
-    store.replace([slice(THREE, "10")], "10");
+    store.replace([podSlice(THREE, { ...WEB, rv: "10" })], "10");
     const out: string[] = [];
     const read = async () => {
       // Marks made first, as a /v1 client would, so that the Go route reads after them.
@@ -314,7 +317,7 @@ Deno.test("the Go service's /endpoints is byte for byte the same with and withou
       out.push(await r.text());
     };
     await read();
-    store.apply("MODIFIED", slice([{ ...THREE[0]!, ready: false }, ...peers(THREE)], "11"));
+    store.apply("MODIFIED", podSlice(NOT_READY_SELF, { ...WEB, rv: "11" }));
     await read();
     return out;
   };

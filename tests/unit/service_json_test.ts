@@ -1,32 +1,29 @@
 /** The /v1 body assembled from per-endpoint fragments is the text of the object it stands for. */
 import assert from "node:assert/strict";
-import type { V1EndpointSlice } from "@kubernetes/client-node";
 import { MergedService } from "../../lib/merged_service.ts";
 import { parseQuery } from "../../lib/query.ts";
 import { serviceBody, serviceJson } from "../../lib/service_json.ts";
 import { ServiceView } from "../../lib/service_view.ts";
+import { type EndpointFixture, slice } from "../support/slices.ts";
 
-function slice(name: string, ips: string[], ready: boolean, port = 80): V1EndpointSlice {
-  return {
-    addressType: "IPv4",
-    metadata: { name },
-    ports: [{ name: "http", port, protocol: "TCP" }],
-    endpoints: ips.map((ip, i) => ({
-      addresses: [ip],
-      conditions: { ready: ready || i > 0 },
-      nodeName: `node-${i % 2}`,
-      zone: i % 3 ? "z1" : undefined,
-      targetRef: { kind: "Pod", name: `pod-${ip}`, namespace: "ns" },
-    })),
-  } as V1EndpointSlice;
+/** Endpoints at `ips` over two nodes, some in zone z1, each with its Pod; the first one is
+ * ready only if `ready` is. */
+function spread(ips: string[], ready: boolean): EndpointFixture[] {
+  return ips.map((ip, i) => ({
+    ip,
+    ready: ready || i > 0,
+    nodeName: `node-${i % 2}`,
+    zone: i % 3 ? "z1" : undefined,
+    pod: `pod-${ip}`,
+  }));
 }
 
 const QUERIES = ["", "state=all", "port=http", "state=serving&port=80", "zone=z1", "family=IPv6"];
 
 Deno.test("the /v1 body is byte for byte the JSON of the view, before and after a change to one slice", () => {
   const merged = new MergedService();
-  merged.set(slice("a", ["10.0.0.1", "10.0.0.2", "10.0.0.3"], true));
-  merged.set(slice("b", ["10.0.1.1", "10.0.1.2"], true, 8080));
+  merged.set(slice(spread(["10.0.0.1", "10.0.0.2", "10.0.0.3"], true), { name: "a" }));
+  merged.set(slice(spread(["10.0.1.1", "10.0.1.2"], true), { name: "b", port: 8080 }));
   const key = { namespace: "ns", name: "web" };
   const first = new ServiceView(key, { resourceVersion: "5", endpoints: merged.endpoints });
   for (const q of QUERIES) {
@@ -34,7 +31,7 @@ Deno.test("the /v1 body is byte for byte the JSON of the view, before and after 
     assert.equal(serviceBody(first, query), JSON.stringify(serviceJson(first, query)), q);
   }
   // Slice a changes; b's endpoints keep their serialized text, a's are new.
-  merged.set(slice("a", ["10.0.0.1", "10.0.0.2", "10.0.0.3"], false));
+  merged.set(slice(spread(["10.0.0.1", "10.0.0.2", "10.0.0.3"], false), { name: "a" }));
   const second = new ServiceView(key, { resourceVersion: "6", endpoints: merged.endpoints });
   for (const q of QUERIES) {
     const query = parseQuery(new URLSearchParams(q));
@@ -51,7 +48,7 @@ Deno.test("the /v1 body is byte for byte the JSON of the view, before and after 
 
 Deno.test("with this Pod's marks the body is still byte for byte the JSON of the view, and says self", () => {
   const merged = new MergedService();
-  merged.set(slice("a", ["10.0.0.1", "10.0.0.2", "10.0.0.3"], true));
+  merged.set(slice(spread(["10.0.0.1", "10.0.0.2", "10.0.0.3"], true), { name: "a" }));
   const view = new ServiceView({ namespace: "ns", name: "web" }, {
     resourceVersion: "5",
     endpoints: merged.endpoints,

@@ -1,20 +1,12 @@
 /** SSE streams over a cache driven by hand: framing, coalescing, resume, reset and drain. */
 import assert from "node:assert/strict";
-import type { V1EndpointSlice } from "@kubernetes/client-node";
 import { createApi } from "../../lib/routes/v1.ts";
 import { EndpointCache } from "../../lib/cache.ts";
 import type { Watched } from "../../lib/selection.ts";
 import { HealthRegistry } from "../../lib/health.ts";
+import { OpenWatchers } from "../../lib/open_watchers.ts";
 import { RETRY_MS } from "../../lib/sse.ts";
-
-function slice(name: string, ips: string[], rv: string, service = "web"): V1EndpointSlice {
-  return {
-    metadata: { name, resourceVersion: rv, labels: { "kubernetes.io/service-name": service } },
-    addressType: "IPv4",
-    endpoints: ips.map((ip) => ({ addresses: [ip], conditions: { ready: true } })),
-    ports: [{ name: "http", port: 8080, protocol: "TCP" }],
-  };
-}
+import { slice } from "../support/slices.ts";
 
 function setup(
   plan: Map<string, Watched> = new Map([["ns", { kind: "names", names: ["web"] }]]),
@@ -23,8 +15,7 @@ function setup(
   const drain = new AbortController();
   const api = createApi(cache, {
     self: {},
-    maxWatchers: 10,
-    watchers: { sse: 0, blocking: 0 },
+    watchers: new OpenWatchers(10),
     health: new HealthRegistry(),
     signal: drain.signal,
   });
@@ -68,7 +59,7 @@ Deno.test("a stream opened before the first list is 200, says retry and waits, t
   assert.equal(resp.status, 200);
   assert.equal(resp.headers.get("content-type"), "text/event-stream; charset=utf-8");
   assert.equal(await read(/\n\n/), `retry: ${RETRY_MS}\n: waiting for the first complete list\n\n`);
-  store.replace([slice("a", ["10.0.0.1"], "5")], "5");
+  store.replace([slice(["10.0.0.1"], { name: "a", rv: "5" })], "5");
   const snap = await read(/\n\n/, 3000);
   assert.match(snap, /^event: snapshot\nid: 5\ndata: \{"namespace":"ns","name":"web"/);
   drain.abort();
@@ -83,12 +74,12 @@ Deno.test("a Service that is not configured is 404 before the first list too", a
 
 Deno.test("a stream that does not read gets only the latest state when it reads again", async () => {
   const { store, open, drain } = setup();
-  store.replace([slice("a", ["10.0.0.1"], "5")], "5");
+  store.replace([slice(["10.0.0.1"], { name: "a", rv: "5" })], "5");
   const { read } = await open("/v1/watch/ns/web");
   await read(/event: snapshot[^]*\n\n/);
   for (let i = 2; i <= 6; i++) {
     const ips = Array.from({ length: i }, (_, k) => `10.0.0.${k + 1}`);
-    store.apply("MODIFIED", slice("a", ips, String(5 + i)));
+    store.apply("MODIFIED", slice(ips, { name: "a", rv: String(5 + i) }));
   }
   const text = await read(/\n\n/);
   assert.equal(text.match(/^event: /gm)?.length, 1, text);
@@ -117,8 +108,8 @@ Deno.test("a burst of changes to one Service within the pace reaches a waiting r
 
 Deno.test("Last-Event-ID within the history resumes; older gets event: reset and a snapshot", async () => {
   const { store, open, drain } = setup();
-  store.replace([slice("a", ["10.0.0.1"], "5")], "5");
-  store.apply("MODIFIED", slice("a", ["10.0.0.1", "10.0.0.2"], "7"));
+  store.replace([slice(["10.0.0.1"], { name: "a", rv: "5" })], "5");
+  store.apply("MODIFIED", slice(["10.0.0.1", "10.0.0.2"], { name: "a", rv: "7" }));
   const resumed = await open("/v1/watch/ns/web", { "Last-Event-ID": "6" });
   assert.match(await resumed.read(/event: update[^]*\n\n/), /event: update\nid: 7\n/);
   const old = await open("/v1/watch/ns/web", { "Last-Event-ID": "3" });
@@ -130,7 +121,7 @@ Deno.test("Last-Event-ID within the history resumes; older gets event: reset and
 
 Deno.test("two streams with the same filters are handed the very same bytes", async () => {
   const { store, raw, drain } = setup();
-  store.replace([slice("a", ["10.0.0.1"], "5")], "5");
+  store.replace([slice(["10.0.0.1"], { name: "a", rv: "5" })], "5");
   const [a, b] = [await raw("/v1/watch/ns/web"), await raw("/v1/watch/ns/web")];
   const decoder = new TextDecoder();
   const nextEvent = async (r: ReadableStreamDefaultReader<Uint8Array>) => {
@@ -142,7 +133,7 @@ Deno.test("two streams with the same filters are handed the very same bytes", as
   const [snapA, snapB] = [await nextEvent(a), await nextEvent(b)];
   assert.match(decoder.decode(snapA), /^event: snapshot\nid: 5\n/);
   assert.equal(snapA, snapB, "one Uint8Array shared by both streams, not two copies");
-  store.apply("MODIFIED", slice("a", ["10.0.0.1", "10.0.0.2"], "6"));
+  store.apply("MODIFIED", slice(["10.0.0.1", "10.0.0.2"], { name: "a", rv: "6" }));
   const [updA, updB] = [await nextEvent(a), await nextEvent(b)];
   assert.match(decoder.decode(updA), /^event: update\nid: 6\n/);
   assert.equal(updA, updB, "one Uint8Array shared by both streams, not two copies");
@@ -159,7 +150,7 @@ Deno.test("a stream of a Service whose namespace has listed starts while another
   );
   const { read } = await open("/v1/watch/ns/web");
   assert.match(await read(/\n\n/), /: waiting for the first complete list/);
-  store.replace([slice("a", ["10.0.0.1"], "5")], "5");
+  store.replace([slice(["10.0.0.1"], { name: "a", rv: "5" })], "5");
   assert.equal(cache.ready, false, "the other namespace has not listed");
   assert.match(await read(/event: snapshot[^]*\n\n/), /^event: snapshot\nid: 5\n/);
   const late = await open("/v1/watch/ns/web");
@@ -167,7 +158,10 @@ Deno.test("a stream of a Service whose namespace has listed starts while another
   assert.doesNotMatch(text, /waiting/, "a stream of a listed namespace does not say it waits");
   const all = await open("/v1/watch");
   assert.match(await all.read(/\n\n/), /: waiting for the first complete list/);
-  cache.sliceStore("other").replace([slice("d", ["10.0.1.1"], "6", "db")], "6");
+  cache.sliceStore("other").replace(
+    [slice(["10.0.1.1"], { name: "d", rv: "6", service: "db" })],
+    "6",
+  );
   assert.match(
     await all.read(/id: 6[^]*\n\n/),
     /event: snapshot\nid: 5\n[^]*event: snapshot\nid: 6\n/,
@@ -179,7 +173,7 @@ Deno.test("a stream waiting for the first list gets its snapshot as the list is 
   const { store, open, drain } = setup();
   const { read } = await open("/v1/watch/ns/web");
   await read(/\n\n/);
-  store.replace([slice("a", ["10.0.0.1"], "5")], "5");
+  store.replace([slice(["10.0.0.1"], { name: "a", rv: "5" })], "5");
   // Today's code polled readiness every 250 ms; an event hands the snapshot over at once.
   assert.match(await read(/event: snapshot[^]*\n\n/, 30), /^event: snapshot\nid: 5\n/);
   drain.abort();
@@ -187,7 +181,7 @@ Deno.test("a stream waiting for the first list gets its snapshot as the list is 
 
 Deno.test("a stream that arrives after the drain began gets the state and then its end", async () => {
   const { store, open, drain } = setup();
-  store.replace([slice("a", ["10.0.0.1"], "5")], "5");
+  store.replace([slice(["10.0.0.1"], { name: "a", rv: "5" })], "5");
   drain.abort();
   const { read } = await open("/v1/watch/ns/web");
   // Reads to the end: the pattern never matches.
@@ -210,16 +204,19 @@ Deno.test("an all-Services stream resumed after a change of one namespace gets a
     ]),
   );
   const other = cache.sliceStore("other");
-  store.replace([slice("a", ["10.0.0.1"], "1900")], "1900");
-  other.replace([slice("d", ["10.0.1.1"], "1901", "db")], "1901");
+  store.replace([slice(["10.0.0.1"], { name: "a", rv: "1900" })], "1900");
+  other.replace([slice(["10.0.1.1"], { name: "d", rv: "1901", service: "db" })], "1901");
   const first = await open("/v1/watch");
   await first.read(/id: 1901[^]*\n\n/);
   // ns's watch is ahead of other's: 2000 arrives first, then other's 1995.
-  store.apply("MODIFIED", slice("a", ["10.0.0.1", "10.0.0.2"], "2000"));
+  store.apply("MODIFIED", slice(["10.0.0.1", "10.0.0.2"], { name: "a", rv: "2000" }));
   const ids: number[] = [];
   const seen = await first.read(/event: update[^]*\n\n/);
   for (const m of seen.matchAll(/^id: (\d+)$/gm)) ids.push(Number(m[1]));
-  other.apply("MODIFIED", slice("d", ["10.0.1.1", "10.0.1.2"], "1995", "db"));
+  other.apply(
+    "MODIFIED",
+    slice(["10.0.1.1", "10.0.1.2"], { name: "d", rv: "1995", service: "db" }),
+  );
   const next = await first.read(/event: update[^]*\n\n/);
   for (const m of next.matchAll(/^id: (\d+)$/gm)) ids.push(Number(m[1]));
   assert.deepEqual([...ids].sort((a, b) => a - b), ids, `ids go back: ${ids}`);
