@@ -90,14 +90,14 @@ Deno.test("a stream that does not read gets only the latest state when it reads 
 
 Deno.test("a burst of changes to one Service within the pace reaches a waiting reader as its last state only", async () => {
   const { store, open, drain } = setup();
-  store.replace([slice("a", ["10.0.0.1"], "5")], "5");
+  store.replace([slice(["10.0.0.1"], { name: "a", rv: "5" })], "5");
   const { read } = await open("/v1/watch/ns/web");
   await read(/event: snapshot[^]*\n\n/);
   // The reader asks before the burst: unpaced, the first change alone would answer it.
   const next = read(/\n\n/);
   for (let i = 2; i <= 4; i++) {
     const ips = Array.from({ length: i }, (_, k) => `10.0.0.${k + 1}`);
-    store.apply("MODIFIED", slice("a", ips, String(5 + i)));
+    store.apply("MODIFIED", slice(ips, { name: "a", rv: String(5 + i) }));
     await new Promise((r) => setTimeout(r, 20));
   }
   const text = await next;
