@@ -252,15 +252,17 @@ export function renderMarkdown(r: Results): string {
     ...scen,
     "",
     ...sections(r),
-    ...historySoak(),
+    ...handWritten("history_soak.md"),
+    ...handWritten("code_measurements.md"),
   ].join("\n");
 }
 
-/** The history checker's soak (`tools/deno task soak`), kept beside the bench's results in
- * bench/results/history_soak.md: its figures are from a test run, not from a scenario. */
-function historySoak(): string[] {
+/** A hand-written part kept in bench/results/: the history checker's soak
+ * (`tools/deno task soak`, history_soak.md: its figures are from a test run, not from a
+ * scenario) and the measurements behind choices in the code (code_measurements.md). */
+function handWritten(name: string): string[] {
   try {
-    const text = Deno.readTextFileSync(new URL("./results/history_soak.md", import.meta.url));
+    const text = Deno.readTextFileSync(new URL(`./results/${name}`, import.meta.url));
     return ["", ...text.trimEnd().split("\n")];
   } catch {
     return [];

@@ -1,8 +1,7 @@
 /**
  * Times as text without `Date`: making a `Date` loads ICU's time-zone data into the process
- * (about 1 MB of resident pages measured: one `new Date(ms).toISOString()` in an otherwise idle
- * Deno took the `deno` binary's resident `.rodata` from 7,976 to 8,684 KiB and its `.text` from
- * 10,496 to 10,992 KiB), and the sidecar only ever writes UTC.
+ * (about 1 MB of resident pages; the measurement is in docs/performance.md), and the sidecar
+ * only ever writes UTC.
  *
  * @module
  */

@@ -1,12 +1,12 @@
 /**
  * Waiting blocking queries, kept small: one cache subscription, one shutdown listener and one
  * deadline sweep for all of them, so a waiting query is an entry in a set (its Service key,
- * deadline and resolver) and holds no view, body or copy of anything until it answers. Measured:
- * a query with its own timer, cache listener and `AbortSignal.any` took enough of the V8 heap
- * that a few thousand of them exhausted the image's 48 MB (tests/fanout_test.ts). A client that
- * leaves is noticed by the same sweep reading its signal's `aborted`, not by a listener on it:
- * Deno's first `abort` listener on a request's signal costs about 800 bytes of heap, as much as
- * the rest of the waiting query, and 10,000 waiting queries then outgrew the 48 MB.
+ * deadline and resolver) and holds no view, body or copy of anything until it answers: a query
+ * with its own timer, cache listener and `AbortSignal.any` took so much heap that a few thousand
+ * of them exhausted the image's heap cap. A client that leaves is noticed by the same sweep
+ * reading its signal's `aborted`, not by a listener on it: Deno's first `abort` listener on a
+ * request's signal costs as much heap as the rest of the waiting query. The measurements are in
+ * docs/performance.md.
  *
  * @module
  */
