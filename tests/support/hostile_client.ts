@@ -12,6 +12,7 @@
  *
  * @module
  */
+import { prng } from "./history/schedule.ts";
 
 /** Settings of a run, as the first argument (JSON). */
 export type HostileRun =
@@ -48,18 +49,6 @@ export interface FloodResult {
   refused: number;
   /** Per admitted connection, ms from opening to the sidecar closing it; -1: still open. */
   closedAfterMs: { halfOpen: number[]; idle: number[] };
-}
-
-/** mulberry32: a small seeded generator, so a failing run can be replayed from its seed. */
-export function seeded(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 const METHODS = ["GET", "HEAD", "POST", "PUT", "DELETE", "OPTIONS", "PATCH", "PROPFIND", "get"];
@@ -175,7 +164,7 @@ async function exchange(host: string, port: number, text: string): Promise<[numb
 }
 
 async function fuzz(run: Extract<HostileRun, { mode: "fuzz" }>): Promise<FuzzAnswer[]> {
-  const rand = seeded(run.seed);
+  const rand = prng(run.seed);
   const out: FuzzAnswer[] = [];
   for (let i = 0; i < run.count; i++) {
     const t = run.targets[i % run.targets.length]!;

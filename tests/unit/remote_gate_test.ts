@@ -1,8 +1,8 @@
 import assert from "node:assert/strict";
 import type { Logger } from "../../lib/log.ts";
 import { type ConnectionLimits, RemoteGate } from "../../lib/remote_gate.ts";
+import { LIVE_TEST } from "../support/options.ts";
 
-const T = { sanitizeOps: false, sanitizeResources: false };
 const quiet: Logger = { log: () => {} } as unknown as Logger;
 
 /** A gate on 127.0.0.1 that counts every client as remote, in front of a server that answers
@@ -61,7 +61,7 @@ async function answer(conn: Deno.Conn): Promise<string> {
 
 Deno.test(
   "an admitted connection is piped to the inner server, which learns the real client",
-  T,
+  LIVE_TEST,
   async () => {
     const g = setup({});
     try {
@@ -79,7 +79,7 @@ Deno.test(
 
 Deno.test(
   "past the per-client cap and the total cap a new connection is closed at once",
-  T,
+  LIVE_TEST,
   async () => {
     const g = setup({ maxPerClient: 3, maxConnections: 5 });
     try {
@@ -102,7 +102,7 @@ Deno.test(
 
 Deno.test(
   "a connection that does not finish its headers within the limit is closed; the Pod's own are not",
-  T,
+  LIVE_TEST,
   async () => {
     const g = setup({ headerTimeoutMs: 1_000 });
     try {
@@ -132,7 +132,7 @@ Deno.test(
 
 Deno.test(
   "an idle keep-alive connection is closed after the idle limit; a slow second request after the header limit",
-  T,
+  LIVE_TEST,
   async () => {
     const g = setup({ idleTimeoutMs: 1_000, headerTimeoutMs: 1_500 });
     try {
@@ -160,7 +160,7 @@ Deno.test(
 
 Deno.test(
   "a client that closes its sending side after the request still gets the answer",
-  T,
+  LIVE_TEST,
   async () => {
     const g = setup({});
     try {
@@ -181,7 +181,7 @@ Deno.test(
 
 Deno.test(
   "the inner server learns a client from the pipe's address and port, not its port alone",
-  T,
+  LIVE_TEST,
   async () => {
     const gate = new RemoteGate({
       limits: {
@@ -233,7 +233,7 @@ async function connectFrom(localAddress: string, port: number) {
 
 Deno.test(
   "a full total cap is shared to within one: two clients one apart never close each other's connections, an address holding none gets in",
-  T,
+  LIVE_TEST,
   async () => {
     const g = setup({ maxConnections: 3, maxPerClient: 3 });
     const open: Awaited<ReturnType<typeof connectFrom>>[] = [];
