@@ -81,6 +81,20 @@ export interface ExecPluginOptions {
   exec?: Record<string, unknown>;
 }
 
+/** The kubeconfig `exec` entry that runs the test's exec plugin with its state in `dir`. */
+export function pluginExecEntry(
+  dir: string,
+  apiVersion = "client.authentication.k8s.io/v1",
+): Record<string, unknown> {
+  return {
+    apiVersion,
+    command: PLUGIN,
+    args: [apiVersion],
+    env: [{ name: "KPD_PLUGIN_DIR", value: dir }],
+    interactiveMode: "Never",
+  };
+}
+
 /** Lays out the test's exec plugin in a temp dir. */
 export async function execPlugin(options: ExecPluginOptions = {}): Promise<ExecPlugin> {
   const dir = await Deno.makeTempDir({ prefix: "kpd-plugin-" });
@@ -91,14 +105,7 @@ export async function execPlugin(options: ExecPluginOptions = {}): Promise<ExecP
   };
   return {
     dir,
-    exec: {
-      apiVersion,
-      command: PLUGIN,
-      args: [apiVersion],
-      env: [{ name: "KPD_PLUGIN_DIR", value: dir }],
-      interactiveMode: "Never",
-      ...options.exec,
-    },
+    exec: { ...pluginExecEntry(dir, apiVersion), ...options.exec },
     setToken: (token) => write("token", token),
     setMode: (mode) => write("mode", mode),
     async setCert(crt, key) {

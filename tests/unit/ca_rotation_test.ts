@@ -7,19 +7,14 @@
  */
 import assert from "node:assert/strict";
 import { LIVE_TEST as T } from "../support/options.ts";
+import { tlsServer } from "../support/tls_server.ts";
 
 const testdata = (f: string) => new URL(`testdata/${f}`, import.meta.url).pathname;
 const PROBE = new URL("../support/ca_rotation_probe.ts", import.meta.url).pathname;
 
 /** The probe's answers before and after the rotation from `first` to `second`. */
 async function rotate(first: string, second: string): Promise<string> {
-  const server = Deno.serve({
-    hostname: "127.0.0.1",
-    port: 0,
-    onListen() {},
-    cert: Deno.readTextFileSync(testdata("tls-server.crt")),
-    key: Deno.readTextFileSync(testdata("tls-server.key")),
-  }, () => Response.json({ major: "1", minor: "37" }));
+  const server = tlsServer();
   try {
     const out = await new Deno.Command(Deno.execPath(), {
       args: ["run", "--allow-all", PROBE, String(server.addr.port), first, second],

@@ -3,6 +3,8 @@ import assert from "node:assert/strict";
 import { ConfigError } from "../../lib/config.ts";
 import { connect } from "../../lib/kube_client.ts";
 import { LIVE_TEST as T } from "../support/options.ts";
+import { pluginExecEntry } from "../support/kubeconfigs.ts";
+import { tlsServer } from "../support/tls_server.ts";
 
 /** A self-signed CA in PEM, enough for Deno.createHttpClient to accept it. */
 const CA = Deno.readTextFileSync(new URL("../../tests/unit/testdata/ca.crt", import.meta.url));
@@ -106,13 +108,7 @@ Deno.test(
   T,
   async () => {
     const seen: (string | null)[] = [];
-    const server = Deno.serve({
-      hostname: "127.0.0.1",
-      port: 0,
-      onListen() {},
-      cert: Deno.readTextFileSync(new URL("testdata/tls-server.crt", import.meta.url)),
-      key: Deno.readTextFileSync(new URL("testdata/tls-server.key", import.meta.url)),
-    }, (req) => {
+    const server = tlsServer((req) => {
       seen.push(req.headers.get("authorization"));
       return Response.json({ major: "1", minor: "37" });
     });
@@ -191,13 +187,7 @@ Deno.test(
   T,
   async () => {
     const testdata = (f: string) => new URL(`testdata/${f}`, import.meta.url).pathname;
-    const server = Deno.serve({
-      hostname: "127.0.0.1",
-      port: 0,
-      onListen() {},
-      cert: Deno.readTextFileSync(testdata("tls-server.crt")),
-      key: Deno.readTextFileSync(testdata("tls-server.key")),
-    }, () => Response.json({ major: "1", minor: "37" }));
+    const server = tlsServer();
     const reads: string[] = [];
     const original = Deno.readTextFileSync;
     try {
@@ -307,29 +297,12 @@ function authServer(): {
 } {
   const seen: string[] = [];
   const accepted = new Set<string>();
-  const server = Deno.serve({
-    hostname: "127.0.0.1",
-    port: 0,
-    onListen() {},
-    cert: Deno.readTextFileSync(new URL("testdata/tls-server.crt", import.meta.url)),
-    key: Deno.readTextFileSync(new URL("testdata/tls-server.key", import.meta.url)),
-  }, (req) => {
+  const server = tlsServer((req) => {
     const token = (req.headers.get("authorization") ?? "").replace(/^Bearer /, "");
     seen.push(token);
     return new Response(null, { status: accepted.has(token) ? 200 : 401 });
   });
   return { port: server.addr.port, accepted, seen, stop: () => server.shutdown() };
-}
-
-/** The test exec plugin (tests/support/exec_plugin.sh), keeping its state in `dir`. */
-function pluginExec(dir: string) {
-  return {
-    apiVersion: "client.authentication.k8s.io/v1",
-    command: new URL("../support/exec_plugin.sh", import.meta.url).pathname,
-    args: ["client.authentication.k8s.io/v1"],
-    env: [{ name: "KPD_PLUGIN_DIR", value: dir }],
-    interactiveMode: "Never",
-  };
 }
 
 /** Writes `${dir}/config`: one context for the {@linkcode authServer} on `port` and `user`. */
@@ -355,7 +328,7 @@ for (
   const [what, user] of [
     [
       "an exec plugin runs again",
-      (dir: string) => ({ exec: pluginExec(dir) }),
+      (dir: string) => ({ exec: pluginExecEntry(dir) }),
     ],
     ["a tokenFile is read again", (dir: string) => ({ tokenFile: `${dir}/token` })],
   ] as const
@@ -399,13 +372,7 @@ Deno.test(
   T,
   async () => {
     const seen: [string, string][][] = [];
-    const server = Deno.serve({
-      hostname: "127.0.0.1",
-      port: 0,
-      onListen() {},
-      cert: Deno.readTextFileSync(new URL("testdata/tls-server.crt", import.meta.url)),
-      key: Deno.readTextFileSync(new URL("testdata/tls-server.key", import.meta.url)),
-    }, (req) => {
+    const server = tlsServer((req) => {
       seen.push([...req.headers].filter(([k]) => k.startsWith("impersonate-")));
       return new Response("{}");
     });
@@ -570,7 +537,7 @@ Deno.test(
       await inTempDir(async (dir) => {
         await Deno.writeTextFile(`${dir}/token`, "first");
         await writeAuthKubeconfig(dir, server.port, {
-          exec: pluginExec(dir),
+          exec: pluginExecEntry(dir),
         });
         const round = async (i: number) => {
           const mode = ["token", "fail", "token", "garbage"][i % 4];
@@ -618,7 +585,7 @@ Deno.test(
         await writeAuthKubeconfig(dir, server.port, {
           "client-certificate-data": btoa(pem("tls-server.crt")),
           "client-key-data": btoa(pem("tls-server.key")),
-          exec: pluginExec(dir),
+          exec: pluginExecEntry(dir),
         });
         const conn = await connect({ kubeconfig: `${dir}/config`, serviceAccountDir: "/x" });
         try {

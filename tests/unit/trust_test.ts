@@ -6,19 +6,14 @@
  */
 import assert from "node:assert/strict";
 import { LIVE_TEST as T } from "../support/options.ts";
+import { tlsServer } from "../support/tls_server.ts";
 
 const testdata = (f: string) => new URL(`testdata/${f}`, import.meta.url).pathname;
 const PROBE = new URL("../support/trust_probe.ts", import.meta.url).pathname;
 
 /** What the probe process answers against a server signed by tls-ca.crt, the platform's root. */
 async function probe(arg: (port: number, dir: string) => Promise<string>): Promise<string> {
-  const server = Deno.serve({
-    hostname: "127.0.0.1",
-    port: 0,
-    onListen() {},
-    cert: Deno.readTextFileSync(testdata("tls-server.crt")),
-    key: Deno.readTextFileSync(testdata("tls-server.key")),
-  }, () => Response.json({ major: "1", minor: "37" }));
+  const server = tlsServer();
   const dir = await Deno.makeTempDir({ prefix: "kpd-trust-" });
   try {
     const out = await new Deno.Command(Deno.execPath(), {
