@@ -1,12 +1,12 @@
 /**
  * `GET /v1/services` (the watched Services, with counts) and `GET /v1/services/{namespace}/{name}`
  * (one Service, filtered by the query; with `?index=&wait=` a blocking query that answers on the
- * next change, as Consul's). Every answer is conditional (ETag, 304, index and age headers); what
+ * next change, as Consul's; the wait is lib/routes/v1_blocking.ts). Every answer is conditional (ETag, 304, index and age headers); what
  * is not watched answers 404 naming what is. See docs/api.md.
  *
  * @module
  */
-import type { EndpointCache, ViewSource } from "../cache.ts";
+import type { EndpointCache } from "../cache.ts";
 import { etag as etagOf } from "../etag.ts";
 import type { HealthRegistry } from "../health.ts";
 import { errorResponse, jsonResponse } from "../http_util.ts";
@@ -15,9 +15,10 @@ import type { Query } from "../query.ts";
 import type { SelfViews } from "../self_view.ts";
 import { bodyOf } from "../view_bodies.ts";
 import { serviceBody, textBody } from "../service_json.ts";
-import { countEndpoints, type ServiceView } from "../service_view.ts";
+import { countEndpoints } from "../service_view.ts";
 import { Waiters } from "../waiters.ts";
 import { answerHeaders, notModified } from "./conditional.ts";
+import { goneResponse, waitForChange } from "./v1_blocking.ts";
 
 /** Options for {@linkcode v1Services}. */
 export interface V1ServicesOptions {
@@ -55,7 +56,7 @@ export function v1Services(cache: EndpointCache, options: V1ServicesOptions): V1
       const release = options.admit();
       if (release instanceof Response) return release;
       const [source, waiting] = q.excludeSelf ? [selves.excluded, peerWaiters] : [cache, waiters];
-      return block(source, waiting, { ns, name, q, signal: req.signal })
+      return waitForChange(source, waiting, { ns, name, q, signal: req.signal })
         .finally(release)
         .then((gone) =>
           gone ? goneResponse(gone) : serviceResponse(cache, req, ns, name, q, options)
@@ -83,30 +84,7 @@ function unwatched(cache: EndpointCache, ns: string, name: string): Response | u
   return undefined;
 }
 
-/** 404 for a Service that went away while a blocking query waited on it. */
-function goneResponse(tombstone: ServiceView): Response {
-  return errorResponse(
-    404,
-    `Service ${tombstone.namespace}/${tombstone.name} is gone: no longer selected, or deleted`,
-    { "X-Discovery-Index": String(tombstone.index), "Cache-Control": "no-cache" },
-  );
-}
-
-/** Waits while the Service's index equals `q.index`, for at most `q.waitMs` (plus jitter); an
- * index that differs answers at once, as Consul does. Resolves with the tombstone when the
- * Service went away meanwhile; the drain signal (shutdown) ends the wait with the current state. */
-function block(
-  cache: ViewSource,
-  waiters: Waiters,
-  o: { ns: string; name: string; q: Query; signal: AbortSignal },
-): Promise<ServiceView | undefined> {
-  const view = cache.view(o.ns, o.name);
-  if (view && view.index !== o.q.index) return Promise.resolve(undefined);
-  // Consul adds up to wait/16 so that many clients with the same wait do not return together.
-  const wait = o.q.waitMs! + Math.random() * (o.q.waitMs! / 16);
-  return waiters.wait(`${o.ns}/${o.name}`, wait, o.signal);
-}
-
+/** The Service's answer now: 503 before its namespace's first list, else conditional. */
 function serviceResponse(
   cache: EndpointCache,
   req: Request,
@@ -146,6 +124,7 @@ function serviceResponse(
   return jsonResponse(body, { headers });
 }
 
+/** `GET /v1/services`: every watched Service with its counts, conditional. */
 function listServices(cache: EndpointCache, req: Request, o: V1ServicesOptions): Response {
   if (!cache.ready) return errorResponse(503, "not ready: no complete list yet");
   const views = cache.views();
