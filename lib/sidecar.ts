@@ -9,7 +9,7 @@
  */
 import { EndpointCache } from "./cache.ts";
 import { localClients } from "./access.ts";
-import { type Config, ConfigError } from "./config.ts";
+import type { Config } from "./config.ts";
 import { HealthRegistry } from "./health.ts";
 import { connect } from "./kube_client.ts";
 import type { KubeConnection } from "./kube_connection.ts";
@@ -20,6 +20,7 @@ import { sidecarMetrics } from "./sidecar_metrics.ts";
 import { planReflectors, watchPlan } from "./watch_plan.ts";
 import { createHandler, type Handler, type HandlerOptions } from "./routes/table.ts";
 import { servePort } from "./listeners.ts";
+import { listenOn } from "./listen_setting.ts";
 import { logIdentity, resolveIdentity } from "./self_identity.ts";
 
 /** A running sidecar. */
@@ -115,45 +116,6 @@ export async function startSidecar(config: Config, options: SidecarOptions): Pro
   const finished = Promise.all([server.finished, probes?.finished, watches])
     .then(() => conn.close());
   return { addr, finished };
-}
-
-/**
- * Listens (lib/listeners.ts). An address the host does not have is a bad setting (exit 2), not
- * a crash; so is a Deno without `--unstable-net` (SO_REUSEPORT, which the listeners need).
- */
-function listenOn<T>(
-  setting: string,
-  address: string | undefined,
-  port: number,
-  listen: () => T,
-): T {
-  try {
-    return listen();
-  } catch (e) {
-    if (e instanceof Deno.errors.AddrInUse) throw e;
-    const message = (e as Error).message;
-    if (/unstable-net/.test(message)) {
-      throw new ConfigError(
-        "Cannot listen: the listeners need Deno's --unstable-net (SO_REUSEPORT); run with it, " +
-          "as deno.json and image/deno-flags.txt do",
-      );
-    }
-    if (address === undefined) {
-      const portSetting = setting.replace("ADDRESS", "PORT");
-      throw new ConfigError(
-        `Cannot listen on every interface, port ${port} (--${
-          portSetting.toLowerCase().replace("_", "-")
-        } / KUBERNETES_POD_DISCOVERY_${portSetting}): ${message}; ` +
-          "choose a free port (one below 1024 needs CAP_NET_BIND_SERVICE) or set an address",
-      );
-    }
-    const flag = setting.toLowerCase().replace("_", "-");
-    throw new ConfigError(
-      `Cannot listen on --${flag} / KUBERNETES_POD_DISCOVERY_${setting} ` +
-        `${JSON.stringify(address)}: ${message}; ` +
-        "use an address of this Pod, 127.0.0.1, or leave it unset for every interface",
-    );
-  }
 }
 
 /** `host:port`, with an IPv6 host in brackets: `[::]:8080`. */
