@@ -14,7 +14,7 @@ import { compareKeys } from "./endpoints.ts";
 import type { Logger } from "./log.ts";
 import { MergedService, NO_ENDPOINTS } from "./merged_service.ts";
 import type { ReflectorStore } from "./store.ts";
-import { Selection, type Watched } from "./selection.ts";
+import { Selection, type WatchedServices } from "./selection.ts";
 import { ServiceView } from "./service_view.ts";
 
 /** The label that ties an EndpointSlice to its Service. */
@@ -69,7 +69,7 @@ export class EndpointCache {
   });
 
   /** A cache for these namespaces, each with what is watched in it. */
-  constructor(namespaces: Map<string, Watched>, options: CacheOptions = {}) {
+  constructor(namespaces: Map<string, WatchedServices>, options: CacheOptions = {}) {
     this.#selection = new Selection(namespaces);
     this.#log = options.log;
     for (const ns of namespaces.keys()) {

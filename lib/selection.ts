@@ -12,7 +12,7 @@ import type { KubeItem, ReflectorStore } from "./store.ts";
 const MAX_NAMES_DESCRIBED = 10;
 
 /** Which Services of a namespace are watched: named ones, all, or those a selector picks. */
-export type Watched =
+export type WatchedServices =
   | { kind: "names"; names: string[] }
   | { kind: "all" }
   | { kind: "selector"; selector: string };
@@ -24,7 +24,7 @@ export type SelectionChange = (
 ) => void;
 
 interface NamespaceSelection {
-  watched: Watched;
+  watched: WatchedServices;
   /** Names picked by the Service watch (selector mode), by uid. */
   picked: Map<string, string>;
   selected: Set<string>;
@@ -37,7 +37,7 @@ export class Selection {
   #namespaces = new Map<string, NamespaceSelection>();
 
   /** A selection for these namespaces, each with what is watched in it. */
-  constructor(plan: Map<string, Watched>) {
+  constructor(plan: Map<string, WatchedServices>) {
     for (const [ns, watched] of plan) {
       this.#namespaces.set(ns, {
         watched,
@@ -50,7 +50,7 @@ export class Selection {
   }
 
   /** The namespaces, with what is watched in each. */
-  get plan(): Map<string, Watched> {
+  get plan(): Map<string, WatchedServices> {
     return new Map([...this.#namespaces].map(([ns, s]) => [ns, s.watched]));
   }
 
@@ -92,7 +92,7 @@ export class Selection {
 
   /** What is watched, in words: of one namespace, or of all. */
   describe(namespace?: string): string {
-    const one = (ns: string, w: Watched) =>
+    const one = (ns: string, w: WatchedServices) =>
       w.kind === "names"
         ? w.names.slice(0, MAX_NAMES_DESCRIBED).map((n) => `${ns}/${n}`).join(", ") +
           (w.names.length > MAX_NAMES_DESCRIBED

@@ -10,11 +10,11 @@ import { type EndpointCache, SERVICE_NAME_LABEL } from "./cache.ts";
 import type { Config } from "./config.ts";
 import type { Logger } from "./log.ts";
 import { Reflector, type ReflectorOptions } from "./reflector.ts";
-import type { Watched } from "./selection.ts";
+import type { WatchedServices } from "./selection.ts";
 
 /** What to watch in each namespace, from the settings and the default namespace. */
-export function watchPlan(config: Config, defaultNs: string): Map<string, Watched> {
-  const plan = new Map<string, Watched>();
+export function watchPlan(config: Config, defaultNs: string): Map<string, WatchedServices> {
+  const plan = new Map<string, WatchedServices>();
   if (config.services.length) {
     for (const s of config.services) {
       const ns = s.namespace || defaultNs;
@@ -47,7 +47,7 @@ export interface PlanReflectorsOptions {
 
 /** The reflectors that carry out `plan`, writing into `cache`'s stores. */
 export function planReflectors(
-  plan: Map<string, Watched>,
+  plan: Map<string, WatchedServices>,
   cache: EndpointCache,
   options: PlanReflectorsOptions,
 ): Reflector[] {

@@ -14,7 +14,7 @@
 import type { V1EndpointSlice } from "@kubernetes/client-node";
 import { createApi } from "../../lib/routes/v1.ts";
 import { EndpointCache } from "../../lib/cache.ts";
-import type { Watched } from "../../lib/selection.ts";
+import type { WatchedServices } from "../../lib/selection.ts";
 import { HealthRegistry } from "../../lib/health.ts";
 import { OpenWatchers } from "../../lib/open_watchers.ts";
 
@@ -23,7 +23,7 @@ const gc = (globalThis as { gc?: () => void }).gc;
 if (!gc) throw new Error("run with --v8-flags=--expose-gc");
 
 const waiting = Deno.args.includes("waiting");
-const plan = new Map<string, Watched>([
+const plan = new Map<string, WatchedServices>([
   ["ns", { kind: "names", names: ["web"] }],
   ["other", { kind: "names", names: ["db"] }],
 ]);

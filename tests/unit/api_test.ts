@@ -2,12 +2,12 @@
  * queries that end on removal and on shutdown with a complete answer. */
 import assert from "node:assert/strict";
 import { EndpointCache } from "../../lib/cache.ts";
-import type { Watched } from "../../lib/selection.ts";
+import type { WatchedServices } from "../../lib/selection.ts";
 import { HealthRegistry, WatchHealth } from "../../lib/health.ts";
 import { sliceFor as slice } from "../support/slices.ts";
 import { createHandler } from "../../lib/routes/table.ts";
 
-function setup(watched: Watched, primary?: string) {
+function setup(watched: WatchedServices, primary?: string) {
   const cache = new EndpointCache(new Map([["ns", watched]]));
   const health = new HealthRegistry();
   const watch = new WatchHealth({ namespace: "ns", resource: "endpointslices" });

@@ -1,7 +1,7 @@
 /** The endpoint cache on scripted lists and events: tombstones, a monotonic index, one view. */
 import assert from "node:assert/strict";
 import { EndpointCache } from "../../lib/cache.ts";
-import type { Watched } from "../../lib/selection.ts";
+import type { WatchedServices } from "../../lib/selection.ts";
 import type { ServiceView } from "../../lib/service_view.ts";
 import { createLogger } from "../../lib/log.ts";
 import { sliceFor as slice } from "../support/slices.ts";
@@ -10,7 +10,7 @@ function service(name: string, uid: string, rv: string) {
   return { metadata: { name, uid, resourceVersion: rv } };
 }
 
-function setup(watched: Watched) {
+function setup(watched: WatchedServices) {
   const lines: Record<string, unknown>[] = [];
   const log = createLogger("debug", { write: (l) => lines.push(JSON.parse(l)) });
   const cache = new EndpointCache(new Map([["ns", watched]]), { log });

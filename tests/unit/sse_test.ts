@@ -2,14 +2,14 @@
 import assert from "node:assert/strict";
 import { createApi } from "../../lib/routes/v1.ts";
 import { EndpointCache } from "../../lib/cache.ts";
-import type { Watched } from "../../lib/selection.ts";
+import type { WatchedServices } from "../../lib/selection.ts";
 import { HealthRegistry } from "../../lib/health.ts";
 import { OpenWatchers } from "../../lib/open_watchers.ts";
 import { RETRY_MS } from "../../lib/sse.ts";
 import { slice } from "../support/slices.ts";
 
 function setup(
-  plan: Map<string, Watched> = new Map([["ns", { kind: "names", names: ["web"] }]]),
+  plan: Map<string, WatchedServices> = new Map([["ns", { kind: "names", names: ["web"] }]]),
 ) {
   const cache = new EndpointCache(plan);
   const drain = new AbortController();
@@ -143,7 +143,7 @@ Deno.test("two streams with the same filters are handed the very same bytes", as
 
 Deno.test("a stream of a Service whose namespace has listed starts while another namespace has not", async () => {
   const { cache, store, open, drain } = setup(
-    new Map<string, Watched>([
+    new Map<string, WatchedServices>([
       ["ns", { kind: "names", names: ["web"] }],
       ["other", { kind: "names", names: ["db"] }],
     ]),
@@ -198,7 +198,7 @@ Deno.test("a stream that arrives after the drain began, before the first list, e
 
 Deno.test("an all-Services stream resumed after a change of one namespace gets a later change of another namespace with an older resourceVersion", async () => {
   const { cache, store, open, drain } = setup(
-    new Map<string, Watched>([
+    new Map<string, WatchedServices>([
       ["ns", { kind: "names", names: ["web"] }],
       ["other", { kind: "names", names: ["db"] }],
     ]),
