@@ -63,6 +63,11 @@ const SWEEP_MS = 1_000;
 const CLIENT_READ_BYTES = 1024;
 const SERVER_READ_BYTES = 4096;
 const END_OF_HEAD = new Uint8Array([13, 10, 13, 10]);
+/** A failing accept (out of file descriptors and the like) is logged at most this often, so a
+ * flood cannot flood the log. */
+const ACCEPT_FAILURE_LOG_MS = 60_000;
+/** Pause after a failing accept before the next: the next may work once a socket closes. */
+const ACCEPT_RETRY_MS = 100;
 
 interface Held {
   conn: Deno.TcpConn;
@@ -123,13 +128,12 @@ export class RemoteGate {
           conn = await listener.accept();
         } catch (e) {
           if (e instanceof Deno.errors.BadResource || e instanceof Deno.errors.Interrupted) return;
-          // Out of file descriptors and the like: the next accept may work. Logged once a
-          // minute at most, so a flood cannot flood the log.
-          if (Date.now() - this.#acceptLoggedAt > 60_000) {
+          // Out of file descriptors and the like: the next accept may work.
+          if (Date.now() - this.#acceptLoggedAt > ACCEPT_FAILURE_LOG_MS) {
             this.#acceptLoggedAt = Date.now();
             this.#options.log.log("warn", "accept failed", { error: String(e) });
           }
-          await new Promise((r) => setTimeout(r, 100));
+          await new Promise((r) => setTimeout(r, ACCEPT_RETRY_MS));
           continue;
         }
         this.#admit(conn);
