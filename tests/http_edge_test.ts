@@ -20,6 +20,7 @@ import { createPodNetwork, type PodNetwork } from "./support/netns.ts";
 import { LIVE_TEST as T } from "./support/options.ts";
 import { podMount, type SidecarProcess, spawnSidecar } from "./support/sidecar.ts";
 import { runHostile, runInNamespace } from "./support/hostile_run.ts";
+import { readUntilClosed } from "./support/raw_read.ts";
 
 /** The examples' memory limit (examples/*.yaml: 256Mi). */
 const MEMORY_LIMIT = 256 * 1024 * 1024;
@@ -29,18 +30,7 @@ async function raw(port: number, text: string): Promise<string> {
   const conn = await Deno.connect({ hostname: "127.0.0.1", port });
   try {
     await conn.write(new TextEncoder().encode(text));
-    let out = "";
-    const buf = new Uint8Array(65536);
-    const deadline = Date.now() + 3_000;
-    while (Date.now() < deadline) {
-      const n = await Promise.race([
-        conn.read(buf).catch(() => null),
-        new Promise<null>((r) => setTimeout(() => r(null), deadline - Date.now())),
-      ]);
-      if (n === null) break;
-      out += new TextDecoder().decode(buf.subarray(0, n));
-    }
-    return out;
+    return await readUntilClosed(conn, 3_000);
   } finally {
     conn.close();
   }

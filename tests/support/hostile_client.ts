@@ -13,6 +13,7 @@
  * @module
  */
 import { prng } from "./history/schedule.ts";
+import { readUntilClosed } from "./raw_read.ts";
 
 /** Settings of a run, as the first argument (JSON). */
 export type HostileRun =
@@ -144,17 +145,7 @@ async function exchange(host: string, port: number, text: string): Promise<[numb
   const conn = await Deno.connect({ hostname: host, port });
   try {
     await conn.write(new TextEncoder().encode(text)).catch(() => 0);
-    let raw = "";
-    const buf = new Uint8Array(65536);
-    const deadline = Date.now() + 3_000;
-    while (Date.now() < deadline) {
-      const n = await Promise.race([
-        conn.read(buf).catch(() => null),
-        new Promise<null>((r) => setTimeout(() => r(null), deadline - Date.now())),
-      ]);
-      if (n === null) break;
-      raw += new TextDecoder().decode(buf.subarray(0, n));
-    }
+    const raw = await readUntilClosed(conn, 3_000);
     const status = Number(/^HTTP\/1\.[01] (\d{3})/.exec(raw)?.[1] ?? 0);
     const head = raw.indexOf("\r\n\r\n");
     return [status, head < 0 ? "" : raw.slice(head + 4)];
