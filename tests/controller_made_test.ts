@@ -16,21 +16,8 @@ import {
   waitForEndpointSlices,
 } from "./support/cluster/fixtures.ts";
 import { waitFor } from "./support/cluster/wait.ts";
-import { podMount, type SidecarProcess, spawnSidecar } from "./support/sidecar.ts";
+import { podMount, servedAddresses, spawnSidecar } from "./support/sidecar.ts";
 import { LIVE_TEST as T } from "./support/options.ts";
-
-/** Ready and not-ready IPs of /endpoints, sorted. */
-async function served(sidecar: SidecarProcess): Promise<{ ready: string[]; notReady: string[] }> {
-  const r = await sidecar.request("/endpoints");
-  if (r.status !== 200) return { ready: [], notReady: [] };
-  const subsets = r.json().subsets as {
-    addresses?: { ip: string }[];
-    notReadyAddresses?: { ip: string }[];
-  }[];
-  const ips = (k: "addresses" | "notReadyAddresses") =>
-    subsets.flatMap((s) => (s[k] ?? []).map((a) => a.ip)).sort();
-  return { ready: ips("addresses"), notReady: ips("notReadyAddresses") };
-}
 
 Deno.test(
   "a Service with publishNotReadyAddresses serves its not-ready Pod among the addresses",
@@ -49,10 +36,13 @@ Deno.test(
         "web",
         (s) => s.flatMap((x) => x.endpoints ?? []).length === 2,
       );
-      await waitFor(async () => (await served(sidecar)).ready.length === 2, {
+      await waitFor(async () => (await servedAddresses(sidecar)).ready.length === 2, {
         message: "both Pods among the addresses",
       });
-      assert.deepEqual(await served(sidecar), { ready: [podIPv4(0), podIPv4(1)], notReady: [] });
+      assert.deepEqual(await servedAddresses(sidecar), {
+        ready: [podIPv4(0), podIPv4(1)],
+        notReady: [],
+      });
     } finally {
       await sidecar.stop();
       await mount.remove();
@@ -81,11 +71,11 @@ Deno.test(
     const mount = await podMount(ns);
     const sidecar = await spawnSidecar({ env: mount.env, args: ["--service-name=web"] });
     try {
-      await waitFor(async () => (await served(sidecar)).ready.length === 1001, {
+      await waitFor(async () => (await servedAddresses(sidecar)).ready.length === 1001, {
         message: "1,001 addresses",
       });
       const want = Array.from({ length: 1001 }, (_, i) => podIPv4(i)).sort();
-      assert.deepEqual((await served(sidecar)).ready, want);
+      assert.deepEqual((await servedAddresses(sidecar)).ready, want);
       const v1 = (await sidecar.request(`/v1/services/${ns}/web`)).json();
       assert.equal(v1.endpoints.length, 1001);
     } finally {

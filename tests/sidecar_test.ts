@@ -11,22 +11,8 @@ import {
 } from "./support/cluster/fixtures.ts";
 import { writeKubeconfig } from "./support/cluster/kubeconfig.ts";
 import { waitFor } from "./support/cluster/wait.ts";
-import { podMount, type SidecarProcess, spawnSidecar } from "./support/sidecar.ts";
+import { podMount, servedAddresses, type SidecarProcess, spawnSidecar } from "./support/sidecar.ts";
 import { LIVE_TEST as T } from "./support/options.ts";
-
-/** The addresses (ready, not ready) the sidecar serves on /endpoints. */
-async function served(sidecar: SidecarProcess): Promise<{ ready: string[]; notReady: string[] }> {
-  const r = await sidecar.request("/endpoints");
-  if (r.status !== 200) return { ready: [], notReady: [] };
-  const body = r.json();
-  const ready: string[] = [];
-  const notReady: string[] = [];
-  for (const s of body.subsets ?? []) {
-    for (const a of s.addresses ?? []) ready.push(a.ip);
-    for (const a of s.notReadyAddresses ?? []) notReady.push(a.ip);
-  }
-  return { ready: ready.sort(), notReady: notReady.sort() };
-}
 
 Deno.test(
   "with only the seed's three env vars, /endpoints, /endpoints/last_updated and /health answer as the Go service did",
@@ -100,7 +86,7 @@ Deno.test(
     });
     try {
       const all = await waitFor(async () => {
-        const s = await served(sidecar);
+        const s = await servedAddresses(sidecar);
         return s.ready.length === 150 && s;
       });
       assert.equal(new Set(all.ready).size, 150, "no endpoint twice");
@@ -114,10 +100,10 @@ Deno.test(
         return eps.filter((e) => e.conditions?.ready === false).length === 8;
       }, { timeoutMs: 30_000 });
       const after = await waitFor(async () => {
-        const s = await served(sidecar);
+        const s = await servedAddresses(sidecar);
         return s.notReady.length === 5 && s.ready.length === 142 && s;
       }, { timeoutMs: 1_000, message: "the sidecar to serve the change within a second" });
-      assert.deepEqual(after.notReady, (await served(sidecar)).notReady);
+      assert.deepEqual(after.notReady, (await servedAddresses(sidecar)).notReady);
       const slicesNow = await listEndpointSlices(ns, "web");
       const terminating = slicesNow.flatMap((x) => x.endpoints ?? [])
         .filter((e) => e.conditions?.terminating).map((e) => e.addresses[0]).sort();
@@ -146,7 +132,7 @@ Deno.test(
       assert.equal(empty.json().subsets, null);
       await createService(ns, "late");
       await createPods(ns, 2, { labels: { app: "late" }, nodeName: "later-node", prefix: "late" });
-      await waitFor(async () => (await served(sidecar)).ready.length === 2);
+      await waitFor(async () => (await servedAddresses(sidecar)).ready.length === 2);
     } finally {
       await sidecar.stop();
       await mount.remove();
@@ -166,7 +152,7 @@ Deno.test(
     await writeKubeconfig(path, { namespace: ns });
     const sidecar = await spawnSidecar({ args: ["--service-name=web", `--kubeconfig=${path}`] });
     try {
-      await waitFor(async () => (await served(sidecar)).ready.length === 2);
+      await waitFor(async () => (await servedAddresses(sidecar)).ready.length === 2);
       assert.equal(sidecar.logs.find((l) => l.msg === "started")?.mode, "kubeconfig");
     } finally {
       await sidecar.stop();
@@ -205,7 +191,7 @@ Deno.test(
         args: ["--service-name=web", "--context=kpd-test"],
       });
       try {
-        await waitFor(async () => (await served(picked)).ready.length === 2);
+        await waitFor(async () => (await servedAddresses(picked)).ready.length === 2);
         assert.equal(picked.logs.find((l) => l.msg === "started")?.mode, "kubeconfig");
         assert.equal(await namespaceOf(picked), ns);
       } finally {
@@ -215,7 +201,7 @@ Deno.test(
       try {
         await waitFor(async () => (await current.request("/readyz")).status === 200);
         assert.equal(await namespaceOf(current), other, "without --context: the current one");
-        assert.deepEqual(await served(current), { ready: [], notReady: [] });
+        assert.deepEqual(await servedAddresses(current), { ready: [], notReady: [] });
       } finally {
         await current.stop();
       }

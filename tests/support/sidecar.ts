@@ -167,6 +167,22 @@ export async function spawnSidecar(options: SpawnOptions = {}): Promise<SidecarP
   return proc;
 }
 
+/** The addresses (ready, not ready) a sidecar serves on the Go service's `/endpoints`, each
+ * sorted; none while it answers anything but 200. */
+export async function servedAddresses(
+  sidecar: SidecarProcess,
+): Promise<{ ready: string[]; notReady: string[] }> {
+  const r = await sidecar.request("/endpoints");
+  if (r.status !== 200) return { ready: [], notReady: [] };
+  const subsets = (r.json().subsets ?? []) as {
+    addresses?: { ip: string }[];
+    notReadyAddresses?: { ip: string }[];
+  }[];
+  const ips = (k: "addresses" | "notReadyAddresses") =>
+    subsets.flatMap((s) => (s[k] ?? []).map((a) => a.ip)).sort();
+  return { ready: ips("addresses"), notReady: ips("notReadyAddresses") };
+}
+
 /** The Role rule the sidecar needs: read EndpointSlices. */
 export const DISCOVERY_RULES = [{
   apiGroups: ["discovery.k8s.io"],
