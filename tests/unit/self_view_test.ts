@@ -12,6 +12,7 @@ import type { PodIdentity } from "../../lib/self.ts";
 import { SelfViews } from "../../lib/self_view.ts";
 import { prng } from "../support/history/schedule.ts";
 import { podSlice } from "../support/slices.ts";
+import { streamReader } from "../support/stream_text.ts";
 
 type Pod = { name: string; ip: string; ready?: boolean };
 
@@ -143,10 +144,10 @@ Deno.test("an SSE stream with exclude=self gets no event for this Pod's flip, an
   const { store, api, drain } = setup();
   store.replace([podSlice(THREE, { ...WEB, rv: "10" })], "10");
   const path = "/v1/watch/ns/web";
-  const excluded = reader(
+  const excluded = streamReader(
     await api(new Request(`http://x${path}?exclude=self`), path, "exclude=self")!,
   );
-  const seeing = reader(await api(new Request(`http://x${path}`), path)!);
+  const seeing = streamReader(await api(new Request(`http://x${path}`), path)!);
   assert.match(await excluded(/^id: 10$/m), /event: snapshot/);
   assert.match(await seeing(/^id: 10$/m), /"self":"ready"/);
   store.apply("MODIFIED", podSlice(NOT_READY_SELF, { ...WEB, rv: "11" }));
@@ -160,30 +161,6 @@ Deno.test("an SSE stream with exclude=self gets no event for this Pod's flip, an
   assert.doesNotMatch(next, /"self"|10\.0\.0\.1/);
   drain.abort();
 });
-
-/** Reads a stream's text until `until` matches what was read since the last call. */
-function reader(resp: Response) {
-  const r = resp.body!.pipeThrough(new TextDecoderStream()).getReader();
-  let buf = "";
-  return async (until: RegExp): Promise<string> => {
-    const deadline = Date.now() + 2000;
-    while (!until.test(buf)) {
-      let timer: ReturnType<typeof setTimeout> | undefined;
-      const next = await Promise.race([
-        r.read(),
-        new Promise<"timeout">((res) =>
-          timer = setTimeout(() => res("timeout"), deadline - Date.now())
-        ),
-      ]).finally(() => clearTimeout(timer));
-      if (next === "timeout") throw new Error(`no ${until} in time; got ${JSON.stringify(buf)}`);
-      if (next.done) break;
-      buf += next.value;
-    }
-    const out = buf;
-    buf = "";
-    return out;
-  };
-}
 
 Deno.test("without an identity exclude=self answers 400 naming the settings, and the state is unknown", async () => {
   const { store, get } = setup({ ips: [] });

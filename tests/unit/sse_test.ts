@@ -7,6 +7,7 @@ import { HealthRegistry } from "../../lib/health.ts";
 import { OpenWatchers } from "../../lib/open_watchers.ts";
 import { RETRY_MS } from "../../lib/sse.ts";
 import { slice } from "../support/slices.ts";
+import { streamReader } from "../support/stream_text.ts";
 
 function setup(
   plan: Map<string, WatchedServices> = new Map([["ns", { kind: "names", names: ["web"] }]]),
@@ -21,36 +22,11 @@ function setup(
   });
   const open = async (path: string, headers: Record<string, string> = {}) => {
     const resp = await api(new Request(`http://x${path}`, { headers }), path)!;
-    return { resp, read: reader(resp) };
+    return { resp, read: streamReader(resp) };
   };
   const raw = async (path: string) =>
     (await api(new Request(`http://x${path}`), path))!.body!.getReader();
   return { cache, store: cache.sliceStore("ns"), open, raw, drain };
-}
-
-/** Reads raw text until `until` matches it, or with `"end"` until the stream ends (an error if
- * it does not end in time). */
-function reader(resp: Response) {
-  const r = resp.body?.pipeThrough(new TextDecoderStream()).getReader();
-  let buf = "";
-  return async (until: RegExp | "end", timeoutMs = 2000): Promise<string> => {
-    const deadline = Date.now() + timeoutMs;
-    while (until === "end" || !until.test(buf)) {
-      let timer: ReturnType<typeof setTimeout> | undefined;
-      const next = await Promise.race([
-        r!.read(),
-        new Promise<"timeout">((res) =>
-          timer = setTimeout(() => res("timeout"), deadline - Date.now())
-        ),
-      ]).finally(() => clearTimeout(timer));
-      if (next === "timeout") throw new Error(`no ${until} in time; got ${JSON.stringify(buf)}`);
-      if (next.done) break;
-      buf += next.value;
-    }
-    const out = buf;
-    buf = "";
-    return out;
-  };
 }
 
 Deno.test("a stream opened before the first list is 200, says retry and waits, then sends the snapshot", async () => {
