@@ -114,23 +114,7 @@ Deno.test(
     });
     try {
       await inTempDir(async (dir) => {
-        await Deno.writeTextFile(
-          `${dir}/config`,
-          JSON.stringify({
-            apiVersion: "v1",
-            kind: "Config",
-            "current-context": "c",
-            contexts: [{ name: "c", context: { cluster: "k", user: "u" } }],
-            clusters: [{
-              name: "k",
-              cluster: {
-                server: `https://127.0.0.1:${server.addr.port}`,
-                "certificate-authority": new URL("testdata/tls-ca.crt", import.meta.url).pathname,
-              },
-            }],
-            users: [{ name: "u", user: { username: "admin", password: "pä:ss" } }],
-          }),
-        );
+        await writeAuthKubeconfig(dir, server.addr.port, { username: "admin", password: "pä:ss" });
         const conn = await connect({
           kubeconfig: `${dir}/config`,
           serviceAccountDir: "/nonexistent",
@@ -305,7 +289,8 @@ function authServer(): {
   return { port: server.addr.port, accepted, seen, stop: () => server.shutdown() };
 }
 
-/** Writes `${dir}/config`: one context for the {@linkcode authServer} on `port` and `user`. */
+/** Writes `${dir}/config`: one context for a TLS test server (tests/support/tls_server.ts) on
+ * `port`, as `user`. */
 function writeAuthKubeconfig(dir: string, port: number, user: unknown): Promise<void> {
   return Deno.writeTextFile(
     `${dir}/config`,
@@ -378,24 +363,12 @@ Deno.test(
     });
     try {
       await inTempDir(async (dir) => {
-        await Deno.writeTextFile(
-          `${dir}/config`,
-          JSON.stringify({
-            "current-context": "c",
-            contexts: [{ name: "c", context: { cluster: "k", user: "u" } }],
-            clusters: [{
-              name: "k",
-              cluster: {
-                server: `https://127.0.0.1:${server.addr.port}`,
-                "certificate-authority": new URL("testdata/tls-ca.crt", import.meta.url).pathname,
-              },
-            }],
-            users: [{
-              name: "u",
-              user: { token: "t", as: "jane", "as-uid": "42", "as-groups": ["dev"] },
-            }],
-          }),
-        );
+        await writeAuthKubeconfig(dir, server.addr.port, {
+          token: "t",
+          as: "jane",
+          "as-uid": "42",
+          "as-groups": ["dev"],
+        });
         const conn = await connect({ kubeconfig: `${dir}/config`, serviceAccountDir: "/x" });
         try {
           await (await conn.fetch("/version")).body?.cancel();
