@@ -1,7 +1,7 @@
 /**
  * An HTTPS server on 127.0.0.1 with the tests' server certificate (tests/unit/testdata/
  * tls-server.crt, signed by tls-ca.crt), for the unit tests of how the client trusts and talks
- * to an API server over TLS. Written once: six places in three test files started it alike.
+ * to an API server over TLS (kubeconfig, trust and CA rotation tests).
  *
  * @module
  */
