@@ -58,6 +58,15 @@ export const CHUNK_BYTES = 64 * 1024;
  */
 export const PACE_MS = 100;
 
+/**
+ * Largest piece a frame is handed over in. Deno's channel takes a chunk bigger than its 64 KiB
+ * limit whole, and hyper's write buffer then takes whole chunks up to about 408 KiB, so a large
+ * frame let a stream that never reads pin that much (measured: bare `Deno.serve`, 200 never-reading
+ * streams, 200 KiB chunks: ~460 KiB each held by Deno and hyper; 16 KiB chunks: ~92 KiB; see
+ * docs/api.md). Pieces are views of the shared frame: no copy in JavaScript.
+ */
+export const PIECE_BYTES = 16 * 1024;
+
 /** How long a stream may take to send its final state at shutdown before it is cut. */
 export const DRAIN_MS = 2_000;
 
@@ -268,7 +277,12 @@ class SseStream {
         if (budget <= 0) break;
         this.#pending.delete(`${p.view.namespace}/${p.view.name}`);
         this.#pendingBytes -= p.frame.byteLength;
-        c.enqueue(p.frame);
+        if (p.frame.byteLength <= PIECE_BYTES) c.enqueue(p.frame);
+        else {
+          for (let at = 0; at < p.frame.byteLength; at += PIECE_BYTES) {
+            c.enqueue(p.frame.subarray(at, at + PIECE_BYTES));
+          }
+        }
         this.#inFlight += p.frame.byteLength;
         budget -= p.frame.byteLength;
       }
