@@ -53,15 +53,6 @@ export const STALL_MS = 10_000;
  */
 export const PACE_MS = 100;
 
-/**
- * Largest piece a frame is handed over in. Deno's channel takes a chunk bigger than its 64 KiB
- * limit whole, and hyper's write buffer then takes whole chunks up to about 408 KiB, so a large
- * frame let a stream that never reads pin that much (measured: bare `Deno.serve`, 200 never-reading
- * streams, 200 KiB chunks: ~460 KiB each held by Deno and hyper; 16 KiB chunks: ~92 KiB; see
- * docs/api.md). Pieces are views of the shared frame: no copy in JavaScript.
- */
-export const PIECE_BYTES = 16 * 1024;
-
 /** How long a stream may take to send its final state at shutdown before it is cut. */
 export const DRAIN_MS = 2_000;
 
@@ -266,12 +257,7 @@ class SseStream {
       for (const p of [...this.#pending.values()].sort((a, b) => a.view.index - b.view.index)) {
         this.#pending.delete(`${p.view.namespace}/${p.view.name}`);
         this.#pendingBytes -= p.frame.byteLength;
-        if (p.frame.byteLength <= PIECE_BYTES) c.enqueue(p.frame);
-        else {
-          for (let at = 0; at < p.frame.byteLength; at += PIECE_BYTES) {
-            c.enqueue(p.frame.subarray(at, at + PIECE_BYTES));
-          }
-        }
+        c.enqueue(p.frame);
         this.#inFlight += p.frame.byteLength;
       }
     } else if (!preamble.length && !this.#draining) {
