@@ -5,9 +5,10 @@
  * `Last-Event-ID` resumes with what changed at or after it, or, when this process cannot replay
  * that far, `event: reset` and a snapshot. The stream holds at most one pending state per
  * Service (the cache listener only replaces it) and hands the HTTP layer bytes only when it asks
- * for more (a pull-based body with no queue), so a slow consumer costs references to shared,
- * serialized-once frames, not copies. A stream that holds more than `maxUnsentBytes` for
- * `stallMs` is closed; its client resumes with `Last-Event-ID`. See docs/api.md.
+ * for more (a pull-based body whose queue holds at most one hand-over, paced), so a slow
+ * consumer costs references to shared, serialized-once frames, not copies. A stream that holds
+ * more than `maxUnsentBytes` for `stallMs` is closed; its client resumes with `Last-Event-ID`.
+ * See docs/api.md.
  *
  * @module
  */
