@@ -5,9 +5,10 @@
  * `Last-Event-ID` resumes with what changed at or after it, or, when this process cannot replay
  * that far, `event: reset` and a snapshot. The stream holds at most one pending state per
  * Service (the cache listener only replaces it) and hands the HTTP layer bytes only when it asks
- * for more (a pull-based body with no queue), so a slow consumer costs references to shared,
- * serialized-once frames, not copies. A stream that holds more than `maxUnsentBytes` for
- * `stallMs` is closed; its client resumes with `Last-Event-ID`. See docs/api.md.
+ * for more (a pull-based body whose queue holds at most one hand-over, paced), so a slow
+ * consumer costs references to shared, serialized-once frames, not copies. A stream that holds
+ * more than `maxUnsentBytes` for `stallMs` is closed; its client resumes with `Last-Event-ID`.
+ * See docs/api.md.
  *
  * @module
  */
@@ -41,20 +42,15 @@ export const MAX_UNSENT_BYTES = 1024 * 1024;
 export const STALL_MS = 10_000;
 
 /**
- * Bytes handed over per pull at most. Deno copies a response body from JavaScript into a channel
- * that takes up to 64 KiB (BUFFER_BACKPRESSURE_LIMIT in deno's ext/web/stream_resource.rs) and
- * pulls again only when there is room, which the socket makes; one chunk of the same size keeps
- * what a stalled stream pins to that, in shared frames.
- */
-export const CHUNK_BYTES = 64 * 1024;
-
-/**
- * Least time between two hand-overs of events to the HTTP layer, per stream. Deno pulls again as
- * soon as its channel has room, not when the socket took the bytes, so a stream whose socket is
- * full still gets every change handed over, and each write costs native memory the allocator
- * keeps (measured: 1,000 streams from 4 KiB receive windows, 150 changes in a burst, +103 MB
- * VmRSS; see docs/api.md). Spacing hand-overs lets changes in a burst coalesce into the one
- * pending state per Service, at the price of a reader seeing a burst's end up to this late.
+ * Least time between two hand-overs of events to the HTTP layer, per stream, one-Service or
+ * all-Services. Deno pulls again as soon as its channel has room, not when the socket took the
+ * bytes, so a stream whose socket is full still gets every change handed over, and each write
+ * costs native memory the allocator keeps (measured: 1,000 streams from 4 KiB receive windows,
+ * 150 changes in a burst, +103 MB VmRSS one-Service, over the bound all-Services; see
+ * docs/api.md). Spacing hand-overs lets changes in a burst coalesce into the one pending state
+ * per Service, at the price of a reader seeing a burst's end up to this late. A hand-over gives
+ * everything pending: the body's queue holds references to shared frames, and Deno copies from
+ * it only as its channel has room.
  */
 export const PACE_MS = 100;
 
@@ -249,30 +245,23 @@ class SseStream {
       await this.#sleep(this.#o.heartbeatMs ?? HEARTBEAT_MS);
     }
     // A change that comes within the pace of the last hand-over waits, and coalesces with others.
-    // Only a one-Service stream is paced: an all-Services stream's unsent bytes must still reach
-    // the stall bound when its consumer stops (pacing let the kernel's buffers absorb it instead).
-    while (this.#o.service && this.#hasEvents() && !this.#closed && !this.#draining) {
+    while (this.#hasEvents() && !this.#closed && !this.#draining) {
       const wait = this.#handedAt + (this.#o.paceMs ?? PACE_MS) - performance.now();
       if (wait <= 0) break;
       await this.#sleep(wait);
     }
     if (this.#closed) return;
-    let budget = CHUNK_BYTES;
-    for (const p of this.#preamble.splice(0)) {
-      c.enqueue(p);
-      budget -= p.byteLength;
-    }
+    const preamble = this.#preamble.splice(0);
+    for (const p of preamble) c.enqueue(p);
     if (this.#hasEvents()) {
       this.#handedAt = performance.now();
       for (const p of [...this.#pending.values()].sort((a, b) => a.view.index - b.view.index)) {
-        if (budget <= 0) break;
         this.#pending.delete(`${p.view.namespace}/${p.view.name}`);
         this.#pendingBytes -= p.frame.byteLength;
         c.enqueue(p.frame);
         this.#inFlight += p.frame.byteLength;
-        budget -= p.frame.byteLength;
       }
-    } else if (budget === CHUNK_BYTES && !this.#draining) {
+    } else if (!preamble.length && !this.#draining) {
       c.enqueue(HEARTBEAT);
     }
     this.#checkBound();

@@ -82,6 +82,24 @@ Deno.test("a burst of changes to one Service within the pace reaches a waiting r
   drain.abort();
 });
 
+Deno.test("a burst of changes within the pace reaches a waiting all-Services reader as its last state only", async () => {
+  const { store, open, drain } = setup();
+  store.replace([slice(["10.0.0.1"], { name: "a", rv: "5" })], "5");
+  const { read } = await open("/v1/watch");
+  await read(/event: snapshot[^]*\n\n/);
+  // The reader asks before the burst: unpaced, the first change alone would answer it.
+  const next = read(/\n\n/);
+  for (let i = 2; i <= 4; i++) {
+    const ips = Array.from({ length: i }, (_, k) => `10.0.0.${k + 1}`);
+    store.apply("MODIFIED", slice(ips, { name: "a", rv: String(5 + i) }));
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  const text = await next;
+  assert.equal(text.match(/^event: /gm)?.length, 1, text);
+  assert.equal(JSON.parse(text.split("data: ")[1]!).endpoints.length, 4);
+  drain.abort();
+});
+
 Deno.test("Last-Event-ID within the history resumes; older gets event: reset and a snapshot", async () => {
   const { store, open, drain } = setup();
   store.replace([slice(["10.0.0.1"], { name: "a", rv: "5" })], "5");
