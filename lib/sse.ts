@@ -239,8 +239,10 @@ class SseStream {
   }
 
   async #pull(c: ReadableStreamDefaultController<Uint8Array>): Promise<void> {
-    // Deno asks again once what it took last time moved on towards the socket.
+    // Deno asks again once what it took last time moved on towards the socket: a stream whose
+    // hand-over was over the bound is under it again, before it waits for anything.
     this.#inFlight = 0;
+    this.#checkBound();
     if (!this.#preamble.length && !this.#hasEvents() && !this.#closed && !this.#draining) {
       await this.#sleep(this.#o.heartbeatMs ?? HEARTBEAT_MS);
     }
