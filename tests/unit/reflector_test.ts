@@ -799,7 +799,7 @@ Deno.test("a list on a black-holed connection is abandoned at the list timeout, 
   assert.match(String(backoff.fields.reason), /timed? ?out|timeout/i);
 });
 
-Deno.test("a fetch failure shows its cause in the watch's health and stats, not a bare \"fetch failed\"", async () => {
+Deno.test('a fetch failure shows its cause in the watch\'s health and stats, not a bare "fetch failed"', async () => {
   const cause = (what: string) =>
     new TypeError("fetch failed", {
       cause: new Error(`error sending request for url (https://10.96.0.1/x): ${what}`),
@@ -828,6 +828,9 @@ Deno.test("a fetch failure shows its cause in the watch's health and stats, not 
     );
   const t = scripted([page("10", []), broken]);
   await t.run();
-  assert.match(String(t.reflector.health.lastError), /^fetch failed: connection error: .*os error 104/);
+  assert.match(
+    String(t.reflector.health.lastError),
+    /^fetch failed: connection error: .*os error 104/,
+  );
   assert.equal(t.reflector.stats.lastError, t.reflector.health.lastError);
 });
