@@ -283,7 +283,7 @@ export class Reflector {
   /** After a watch broke mid-stream: broken until the next event, a fresh connection, and the
    * next watch at once from the last synced resourceVersion. */
   #resume(e: unknown): void {
-    const message = (e as Error)?.message ?? String(e);
+    const message = explain(e, this.#o.namespace, this.#kind);
     this.stats.lastError = message;
     this.health.broken(message);
     this.#o.connection.reset();
@@ -313,7 +313,8 @@ export class Reflector {
   }
 
   async #fail(e: unknown, signal: AbortSignal): Promise<void> {
-    const message = (e as Error)?.message ?? String(e);
+    // Deno's fetch says only "fetch failed": the health line (/readyz) and stats name the cause.
+    const message = explain(e, this.#o.namespace, this.#kind);
     this.stats.lastError = message;
     this.health.broken(message);
     if (isExpired(e)) {
@@ -350,7 +351,7 @@ export class Reflector {
   async #classify(e: unknown, signal: AbortSignal): Promise<[Wait, "warn" | "error", string]> {
     const ns = this.#o.namespace;
     if (isConnectionRefused(e)) {
-      return [{ kind: "quick" }, "warn", `API server unreachable: ${(e as Error).message}`];
+      return [{ kind: "quick" }, "warn", `API server unreachable: ${explain(e, ns, this.#kind)}`];
     }
     if (isTooManyRequests(e) && (e as { retryAfterMs?: number }).retryAfterMs !== undefined) {
       const ms = (e as { retryAfterMs: number }).retryAfterMs;

@@ -62,3 +62,30 @@ Deno.test("http:// is not HTTP/2; an untrusted certificate or nothing listening 
   l.close();
   assert.equal(await picksHttp2(`https://127.0.0.1:${port}`, ca), undefined);
 });
+
+Deno.test(
+  "a server that accepts and never answers the handshake holds one socket, not one per ask",
+  {
+    // The handshake left under way is Deno's to end (when the peer answers or closes).
+    sanitizeOps: false,
+    sanitizeResources: false,
+  },
+  async () => {
+    const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+    const accepted: Deno.Conn[] = [];
+    const accepting = (async () => {
+      for await (const c of l) accepted.push(c);
+    })().catch(() => {});
+    try {
+      for (let i = 0; i < 3; i++) {
+        assert.equal(await picksHttp2(`https://127.0.0.1:${l.addr.port}`, ca, 100), undefined);
+      }
+      await new Promise((r) => setTimeout(r, 200));
+      assert.equal(accepted.length, 1, "one connection for three asks");
+    } finally {
+      l.close();
+      for (const c of accepted) c.close();
+      await accepting;
+    }
+  },
+);

@@ -366,3 +366,24 @@ Deno.test("a sidecar's heap grown past the bound is reported", () => {
   const flat = [{ sidecar: "all", before: 10e6, after: 11e6 }];
   assert.deepEqual(assertions(history([], { clients: [], heap: flat })), []);
 });
+
+Deno.test("an SSE stream that the sidecar ends while it runs is reported", () => {
+  const sse: ClientSpec = { ...poller, name: "sse", kind: "sse", subject: "n/a", polls: false };
+  const event = (t: number, ips: string[], type = "update"): Answer => ({
+    ...answer(t, ips.length ? 10 + 10 * ips.length : 10, ips),
+    client: "sse",
+    kind: "sse",
+    etag: undefined,
+    event: type,
+  });
+  const whole = [
+    event(100, [], "snapshot"),
+    event(1_200, ["10.0.0.1"]),
+    event(2_100, ["10.0.0.1", "10.0.0.2"]),
+  ];
+  assert.deepEqual(checkHistory(history(whole, { clients: [sse] })).violations, []);
+  const ended = { ...event(2_200, []), status: 200, body: "", event: "(stream ended)" };
+  assert.deepEqual(assertions(history([...whole, ended], { clients: [sse] })), [
+    "sse-stream-ended",
+  ]);
+});

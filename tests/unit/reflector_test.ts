@@ -798,3 +798,39 @@ Deno.test("a list on a black-holed connection is abandoned at the list timeout, 
   assert.ok(backoff, "the abandoned list is logged");
   assert.match(String(backoff.fields.reason), /timed? ?out|timeout/i);
 });
+
+Deno.test('a fetch failure shows its cause in the watch\'s health and stats, not a bare "fetch failed"', async () => {
+  const cause = (what: string) =>
+    new TypeError("fetch failed", {
+      cause: new Error(`error sending request for url (https://10.96.0.1/x): ${what}`),
+    });
+  const badCert: Answer = () => {
+    throw cause("client error (Connect): invalid peer certificate: UnknownIssuer");
+  };
+  const s = scripted([page("10", []), badCert]);
+  await s.run();
+  for (const seen of [s.reflector.stats.lastError, s.reflector.health.lastError]) {
+    assert.match(String(seen), /^fetch failed: client error \(Connect\): invalid peer certificate/);
+    assert.match(String(seen), /not signed by the CA/);
+  }
+  // A watch that broke mid-stream (`#resume`) names its cause too.
+  const broken: Answer = (_url, signal) =>
+    new Response(
+      new ReadableStream<Uint8Array>({
+        start(c) {
+          c.enqueue(new TextEncoder().encode(JSON.stringify(added("a", "11")) + "\n"));
+          signal?.addEventListener("abort", () => c.error(signal.reason));
+        },
+        pull(c) {
+          c.error(cause("connection error: Connection reset by peer (os error 104)"));
+        },
+      }),
+    );
+  const t = scripted([page("10", []), broken]);
+  await t.run();
+  assert.match(
+    String(t.reflector.health.lastError),
+    /^fetch failed: connection error: .*os error 104/,
+  );
+  assert.equal(t.reflector.stats.lastError, t.reflector.health.lastError);
+});
