@@ -6,7 +6,9 @@
  * watch's event or bookmark, any response) proves it alive as well as a probe would; so a probe
  * is sent only when the whole connection has been silent that long, at most one at a time, and
  * its answer serves every watch. Each HTTP client (each reset) gets its own, so a probe on the
- * new client never vouches for the old one.
+ * new client never vouches for the old one. Not covered, since `fetch` cannot pick a connection:
+ * after an HTTP/2 GOAWAY, watches left on the old connection are vouched for by bytes on the new
+ * one, so a dead flow of theirs alone is found by the watch idle timeout (README).
  *
  * @module
  */
