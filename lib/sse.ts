@@ -5,7 +5,7 @@
  * `Last-Event-ID` resumes with what changed at or after it, or, when this process cannot replay
  * that far, `event: reset` and a snapshot. The stream holds at most one pending state per
  * Service (the cache listener only replaces it) and hands the HTTP layer bytes only when it asks
- * for more (a pull-based body whose queue holds at most one hand-over, paced), so a slow
+ * for more (a pull-based body whose queue holds at most one chunk, paced), so a slow
  * consumer costs references to shared, serialized-once frames, not copies. A stream that holds
  * more than `maxUnsentBytes` for `stallMs` is closed; its client resumes with `Last-Event-ID`.
  * See docs/api.md.
@@ -49,10 +49,18 @@ export const STALL_MS = 10_000;
  * 150 changes in a burst, +103 MB VmRSS one-Service, over the bound all-Services; see
  * docs/api.md). Spacing hand-overs lets changes in a burst coalesce into the one pending state
  * per Service, at the price of a reader seeing a burst's end up to this late. A hand-over gives
- * everything pending: the body's queue holds references to shared frames, and Deno copies from
- * it only as its channel has room.
+ * everything pending, {@linkcode CHUNK_BYTES} per pull.
  */
 export const PACE_MS = 100;
+
+/**
+ * Bytes given to the HTTP layer per pull at most. What Deno has not taken stays in the body's
+ * queue as references to frames the cache may move past; a budget keeps what a stream that
+ * stopped reading pins there to one chunk (plus one frame), and the rest of a hand-over follows
+ * on the next pull without waiting for the pace. 64 KiB is Deno's own channel limit
+ * (BUFFER_BACKPRESSURE_LIMIT in ext/web/stream_resource.rs).
+ */
+export const CHUNK_BYTES = 64 * 1024;
 
 /** How long a stream may take to send its final state at shutdown before it is cut. */
 export const DRAIN_MS = 2_000;
@@ -123,6 +131,8 @@ class SseStream {
   #draining = false;
   #overSince?: number;
   #handedAt = -Infinity;
+  /** A hand-over is under way: pending states left by the last pull's budget go on at once. */
+  #continuing = false;
   #stallTimer?: ReturnType<typeof setTimeout>;
   #drainTimer?: ReturnType<typeof setTimeout>;
   #controller?: ReadableStreamDefaultController<Uint8Array>;
@@ -247,27 +257,37 @@ class SseStream {
       await this.#sleep(this.#o.heartbeatMs ?? HEARTBEAT_MS);
     }
     // A change that comes within the pace of the last hand-over waits, and coalesces with others.
-    while (this.#hasEvents() && !this.#closed && !this.#draining) {
+    while (this.#hasEvents() && !this.#continuing && !this.#closed && !this.#draining) {
       const wait = this.#handedAt + (this.#o.paceMs ?? PACE_MS) - performance.now();
       if (wait <= 0) break;
       await this.#sleep(wait);
     }
     if (this.#closed) return;
     const preamble = this.#preamble.splice(0);
-    for (const p of preamble) c.enqueue(p);
-    if (this.#hasEvents()) {
-      this.#handedAt = performance.now();
+    let budget = CHUNK_BYTES;
+    for (const p of preamble) {
+      c.enqueue(p);
+      budget -= p.byteLength;
+    }
+    const handing = this.#hasEvents();
+    if (handing) {
+      if (!this.#continuing) this.#handedAt = performance.now();
       for (const p of [...this.#pending.values()].sort((a, b) => a.view.index - b.view.index)) {
+        if (budget <= 0) break;
         this.#pending.delete(`${p.view.namespace}/${p.view.name}`);
         this.#pendingBytes -= p.frame.byteLength;
         c.enqueue(p.frame);
         this.#inFlight += p.frame.byteLength;
+        budget -= p.frame.byteLength;
       }
+      this.#continuing = this.#hasEvents();
     } else if (!preamble.length && !this.#draining) {
       c.enqueue(HEARTBEAT);
     }
     this.#checkBound();
-    if (this.#draining && !this.#hasEvents()) this.#end(c, "shutdown");
+    // Ends on the pull after the last hand-over: Deno has taken it all, and until then the drain
+    // timer still cuts a client that stopped reading.
+    if (this.#draining && !handing && !preamble.length) this.#end(c, "shutdown");
   }
 
   #hasEvents(): boolean {

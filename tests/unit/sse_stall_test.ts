@@ -38,3 +38,69 @@ Deno.test("an all-Services stream whose first hand-over is over the unsent bound
   await reader.cancel();
   assert.deepEqual(closed, ["client"]);
 });
+
+/** 20 Services of about 25 KB each as frames, and an all-Services stream over them. */
+function bigStream(options: { paceMs?: number; drain?: AbortSignal } = {}) {
+  const names = Array.from({ length: 20 }, (_, i) => `svc${i}`);
+  const cache = new EndpointCache(new Map([["ns", { kind: "names", names }]]));
+  const store = cache.sliceStore("ns");
+  const state = (rv: number) =>
+    names.map((s, i) =>
+      slice([`10.1.${i}.${rv % 250}`], { name: `${s}-abc`, rv: String(rv + i), service: s })
+    );
+  store.replace(state(100), "200");
+  const closed: CloseReason[] = [];
+  const encoder = new TextEncoder();
+  const resp = sseResponse(cache, {
+    history: new SseHistory(cache),
+    frame: (v) =>
+      encoder.encode(
+        `id: ${v.index}\ndata: ${JSON.stringify(v.endpoints)}${" ".repeat(25_000)}\n\n`,
+      ),
+    stallMs: 200,
+    paceMs: options.paceMs,
+    signal: options.drain,
+    onClose: (reason) => closed.push(reason),
+  });
+  return { store, state, closed, reader: resp.body!.getReader() };
+}
+
+/** Bytes queued in the body before the first frame of a state at or after `fromId`. */
+async function queuedBefore(reader: ReadableStreamDefaultReader<Uint8Array>, fromId: number) {
+  let bytes = 0;
+  for (;;) {
+    const { value, done } = await reader.read();
+    if (done) return bytes;
+    const id = Number(new TextDecoder().decode(value).match(/^id: (\d+)/)?.[1]);
+    if (id >= fromId) return bytes;
+    bytes += value.byteLength;
+  }
+}
+
+Deno.test("a stream whose reader stops keeps at most one hand-over's worth of frames the cache has moved past", async () => {
+  const { store, state, closed, reader } = bigStream({ paceMs: 10 });
+  for (let i = 0; i < 21; i++) await reader.read(); // retry line and the 20 snapshots
+  store.replace(state(300), "400"); // every Service changes: 20 new frames of 25 KB
+  await reader.read(); // the reader takes one of the next hand-over, then stops
+  store.replace(state(500), "600"); // and every Service changes again
+  await new Promise((r) => setTimeout(r, 600));
+  const stale = await queuedBefore(reader, 500);
+  assert.ok(stale <= 64 * 1024 + 26_000, `${stale} bytes of superseded frames still queued`);
+  await reader.cancel();
+  assert.ok(closed.length === 1);
+});
+
+Deno.test("a draining stream says it ended only once its reader took the last hand-over, so the drain cut still covers it", async () => {
+  const drain = new AbortController();
+  const { store, state, closed, reader } = bigStream({ drain: drain.signal });
+  for (let i = 0; i < 21; i++) await reader.read();
+  store.replace(state(300), "400");
+  drain.abort();
+  await reader.read();
+  await new Promise((r) => setTimeout(r, 50));
+  if (closed.length) {
+    const queued = await queuedBefore(reader, Infinity);
+    assert.ok(queued <= 64 * 1024 + 26_000, `closed as ${closed} with ${queued} bytes queued`);
+  }
+  await reader.cancel();
+});
