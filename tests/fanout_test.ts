@@ -5,14 +5,12 @@
 import assert from "node:assert/strict";
 import { parseAllDocuments } from "yaml";
 import {
-  createEndpointSlice,
   createNamespace,
   createPods,
   createService,
   setPodReady,
 } from "./support/cluster/fixtures.ts";
-import { kubeOk } from "./support/cluster/http.ts";
-import type { Endpoint } from "./support/cluster/types.ts";
+import { createBigServices, patchBigService } from "./support/big_services.ts";
 import { waitFor } from "./support/cluster/wait.ts";
 import {
   closeAll,
@@ -162,13 +160,8 @@ Deno.test(
   },
 );
 
-/** 1,000 endpoints, one not ready (`round` picks which): about 210 KB as an SSE event. */
-function bigEndpoints(service: number, round: number): Endpoint[] {
-  return Array.from({ length: 1000 }, (_, k) => ({
-    addresses: [`10.${100 + service}.${k >> 8}.${k & 255}`],
-    conditions: { ready: k !== round % 1000 },
-  }));
-}
+/** 1,000 endpoints per Service: about 210 KB as an SSE event. */
+const BIG_SIZE = 1000;
 
 const BIG = 6;
 
@@ -178,15 +171,7 @@ Deno.test(
   async () => {
     const ns = await createNamespace("bound");
     const names = Array.from({ length: BIG }, (_, i) => `big-${i}`);
-    for (const [i, name] of names.entries()) {
-      await createService(ns, name, { selector: null });
-      await createEndpointSlice(ns, {
-        metadata: { name, labels: { "kubernetes.io/service-name": name } },
-        addressType: "IPv4",
-        ports: [{ name: "http", port: 8080, protocol: "TCP" }],
-        endpoints: bigEndpoints(i, 0),
-      });
-    }
+    await createBigServices(ns, names, BIG_SIZE);
     const { mount, sidecar, port } = await sidecarFor(ns, [`--service-name=${names.join(",")}`]);
     let conn: Deno.TcpConn | undefined;
     try {
@@ -211,11 +196,7 @@ Deno.test(
       while (!isClosed && round < 400) {
         round++;
         await Promise.all(
-          names.map((name, i) =>
-            kubeOk("PATCH", `/apis/discovery.k8s.io/v1/namespaces/${ns}/endpointslices/${name}`, {
-              body: { endpoints: bigEndpoints(i, round) },
-            })
-          ),
+          names.map((_, i) => patchBigService(ns, names, BIG_SIZE, i, round)),
         );
         await new Promise((r) => setTimeout(r, 100));
       }

@@ -7,13 +7,12 @@
  */
 import assert from "node:assert/strict";
 import {
-  createEndpointSlice,
   createNamespace,
   createPods,
   createService,
   setPodReady,
 } from "./support/cluster/fixtures.ts";
-import { kubeOk } from "./support/cluster/http.ts";
+import { createBigServices, patchBigService } from "./support/big_services.ts";
 import { waitFor } from "./support/cluster/wait.ts";
 import { rssBytes, shippedFlags } from "./support/fanout_load.ts";
 import { LIVE_TEST as T } from "./support/options.ts";
@@ -71,35 +70,17 @@ async function smallServices(ns: string): Promise<Served> {
   };
 }
 
-/** 600 endpoints, one not ready (`round` picks which): an SSE event of about 125 KB. */
-function bigEndpoints(service: number, round: number) {
-  return Array.from({ length: 600 }, (_, k) => ({
-    addresses: [`10.${100 + service}.${k >> 8}.${k & 255}`],
-    conditions: { ready: k !== round % 600 },
-  }));
-}
+/** 600 endpoints per Service: an SSE event of about 125 KB. */
+const WINDOW_BIG = 600;
 
 /** Services `big-0` and `big-1` of one 600-endpoint slice each; a change patches one slice. */
 async function bigServices(ns: string): Promise<Served> {
   const names = ["big-0", "big-1"];
-  for (const [i, name] of names.entries()) {
-    await createService(ns, name, { selector: null });
-    await createEndpointSlice(ns, {
-      metadata: { name, labels: { "kubernetes.io/service-name": name } },
-      addressType: "IPv4",
-      ports: [{ name: "http", port: 8080, protocol: "TCP" }],
-      endpoints: bigEndpoints(i, 0),
-    });
-  }
+  await createBigServices(ns, names, WINDOW_BIG);
   return {
     args: [`--service-name=${names.join(",")}`],
     change: async (k) => {
-      const i = k % names.length;
-      await kubeOk(
-        "PATCH",
-        `/apis/discovery.k8s.io/v1/namespaces/${ns}/endpointslices/${names[i]}`,
-        { body: { endpoints: bigEndpoints(i, k + 1) } },
-      );
+      await patchBigService(ns, names, WINDOW_BIG, k % names.length, k + 1);
     },
   };
 }
